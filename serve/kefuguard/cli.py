@@ -1,0 +1,204 @@
+"""Command line: ``kefuguard score``.
+
+Examples::
+
+    kefuguard score "你是不是傻，详情页都看不懂吗"
+    kefuguard score -i chats.jsonl -o results.jsonl
+    cat chats.csv | kefuguard score -i - --format csv -o -
+
+Exit status: 0 when every record was scored, 1 when some records were bad (each
+becomes an error record naming its line), 2 on usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from typing import IO, Any
+
+from ._version import __version__
+from .errors import KefuguardError
+from .labels import LABELS
+from .records import iter_csv, iter_jsonl
+
+__all__ = ["main"]
+
+_BATCH = 512
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="kefuguard", description="Flag misconduct in customer-service agent messages.")
+    p.add_argument("--version", action="version", version=f"kefuguard {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("score", help="score one message or a file of messages",
+                       description="Score TEXT, or every record of -i FILE (JSONL or CSV with a 'text' column).")
+    s.add_argument("text", nargs="?", help="a message to score (omit when using -i)")
+    s.add_argument("-i", "--input", help="input file (.jsonl or .csv), '-' for stdin")
+    s.add_argument("-o", "--output", default="-", help="output JSONL file, '-' for stdout (default)")
+    s.add_argument("--format", choices=("auto", "jsonl", "csv"), default="auto",
+                   help="input format (default: from the file extension; stdin defaults to jsonl)")
+    s.add_argument("--mode", choices=("hybrid", "model", "rules"), default="hybrid", help="which layers decide (default hybrid)")
+    s.add_argument("--bundle", help="model bundle directory (default: the shipped bundle)")
+    s.add_argument("--rules", help="rules directory (default: the shipped rules)")
+    s.add_argument("--role", choices=("agent", "buyer"), default="agent", help="who wrote the messages (default agent)")
+    s.add_argument("--explain", action="store_true", help="show the text with evidence highlighted (single message)")
+    return p
+
+
+def _records(stream: IO[bytes], fmt: str) -> Iterator[tuple[int, str | None, dict[str, Any]]]:
+    """Yield ``(line, text or None, record or error record)`` for each input record."""
+    if fmt == "csv":
+        try:
+            items = iter_csv(stream.read())
+        except ValueError as exc:
+            raise _UsageError(str(exc)) from exc
+    else:
+        items = iter_jsonl(stream)
+    for lineno, rec, error in items:
+        if rec is None:
+            yield lineno, None, {"error": f"line {lineno}: {error}"}
+        elif "text" not in rec:
+            yield lineno, None, {"error": f"line {lineno}: missing 'text'", "id": rec.get("id")}
+        elif not isinstance(rec["text"], str):
+            yield lineno, None, {"error": f"line {lineno}: 'text' must be a string, got {type(rec['text']).__name__}",
+                                 "id": rec.get("id")}
+        else:
+            yield lineno, rec["text"], rec
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Progress:
+    """A one-line progress counter on stderr, only when stderr is a terminal."""
+
+    def __init__(self) -> None:
+        self.on = sys.stderr.isatty()
+
+    def update(self, n: int) -> None:
+        if self.on:
+            sys.stderr.write(f"\rscored {n} records")
+            sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.on:
+            sys.stderr.write("\n")
+
+
+def _highlight(text: str, hits: list[dict[str, Any]]) -> str:
+    """Render ``text`` with rule-hit spans highlighted (ANSI on a terminal, [..] otherwise)."""
+    tty = sys.stdout.isatty()
+    marks = sorted({(h["start"], h["end"]) for h in hits})
+    out, pos = [], 0
+    for start, end in marks:
+        if start < pos:
+            continue
+        out.append(text[pos:start])
+        seg = text[start:end]
+        out.append(f"\033[1;31m{seg}\033[0m" if tty else f"[{seg}]")
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _score_file(scorer: Any, args: argparse.Namespace) -> int:
+    fmt = args.format
+    if fmt == "auto":
+        fmt = "csv" if (args.input or "").lower().endswith(".csv") else "jsonl"
+    try:
+        fin = sys.stdin.buffer if args.input == "-" else open(args.input, "rb")
+    except OSError as exc:
+        raise _UsageError(f"cannot open input {args.input}: {exc.strerror}") from exc
+    try:
+        fout = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")
+    except OSError as exc:
+        raise _UsageError(f"cannot open output {args.output}: {exc.strerror}") from exc
+    records = _records(fin, fmt)
+    counts: Counter[str] = Counter()
+    total = errors = flagged = 0
+    progress = _Progress()
+    pending: list[tuple[int, str | None, dict[str, Any]]] = []
+
+    def flush() -> None:
+        nonlocal errors, flagged
+        texts = [t for _, t, _ in pending if t is not None]
+        results = iter(scorer.score_batch(texts, role=args.role)) if texts else iter(())
+        for lineno, t, rec in pending:
+            if t is None:
+                errors += 1
+                out = {"line": lineno, **rec}
+            else:
+                r = next(results)
+                out = {"line": lineno}
+                if rec and "id" in rec:
+                    out["id"] = rec["id"]
+                out.update(r.to_dict())
+                counts.update(r.labels)
+                flagged += r.flagged
+            fout.write(json.dumps(out, ensure_ascii=False) + "\n")
+        pending.clear()
+        progress.update(total)
+
+    try:
+        for item in records:
+            pending.append(item)
+            total += 1
+            if len(pending) >= _BATCH:
+                flush()
+        flush()
+    finally:
+        progress.done()
+        if fin is not sys.stdin.buffer:
+            fin.close()
+        if fout is not sys.stdout:
+            fout.close()
+        else:
+            fout.flush()
+    summary = [f"records: {total}, scored: {total - errors}, flagged: {flagged}, errors: {errors}"]
+    summary += [f"  {lab}: {counts[lab]}" for lab in LABELS if counts[lab]]
+    print("\n".join(summary), file=sys.stderr)
+    return 1 if errors else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``kefuguard`` command; returns the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.text is None and args.input is None:
+        parser.error("score needs TEXT or -i FILE")
+    if args.text is not None and args.input is not None:
+        parser.error("give either TEXT or -i FILE, not both")
+    from .scorer import Scorer
+
+    try:
+        scorer = Scorer.load(args.bundle, mode=args.mode, rules=args.rules)
+        if args.input is not None:
+            return _score_file(scorer, args)
+        result = scorer.score(args.text, role=args.role).to_dict()
+    except _UsageError as exc:
+        print(f"kefuguard: error: {exc}", file=sys.stderr)
+        return 2
+    except KefuguardError as exc:
+        print(f"kefuguard: error: {exc}", file=sys.stderr)
+        return 2
+    if args.explain:
+        print(_highlight(args.text, result["hits"]))
+        for h in result["hits"]:
+            print(f"  {h['label']:<20} {h['action']:<5} {h['rule_id']}  [{h['start']}:{h['end']}] {h['text']!r}")
+        for lab in result["labels"]:
+            src = "+".join(result["sources"].get(lab, []))
+            p = result["scores"].get(lab)
+            print(f"=> {lab} (by {src}" + (f", p={p:.2f})" if p is not None else ")"))
+        if not result["labels"]:
+            print("=> no labels")
+    else:
+        print(json.dumps(result, ensure_ascii=False, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
