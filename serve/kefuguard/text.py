@@ -24,7 +24,7 @@ __all__ = [
 #: Identifies the normalisation + feature recipe. A bundle records the id it was
 #: trained with; the scorer refuses a bundle whose id differs, because the same
 #: vocabulary would silently mean different features.
-PREPROCESSING_ID = "kg-text-1"
+PREPROCESSING_ID = "kg-text-2"
 
 # Characters that render as nothing (or as a joiner) and are used to split
 # words so that keyword filters miss them: zero-width spaces and joiners,
@@ -124,16 +124,21 @@ class Normalized:
         Normalised text: Simplified, NFKC, lower case, invisibles removed,
         whitespace runs collapsed to one space.
     compact : str
-        ``text`` without whitespace and obfuscation separators; rules and the model
-        read this view.
+        ``text`` without whitespace and obfuscation separators, with known
+        obfuscations canonicalised (威信/vx → 微信, 煞笔/sb → 傻逼, 一三八… → 138…);
+        rules and the model read this view.
     compact_map : tuple[int, ...]
-        ``compact_map[i]`` is the index in ``original`` of compact character ``i``.
+        ``compact_map[i]`` is the index in ``original`` where compact character
+        ``i``'s source starts.
+    compact_end : tuple[int, ...]
+        ``compact_end[i]`` is the index in ``original`` just past its source.
     """
 
     original: str
     text: str
     compact: str
     compact_map: tuple[int, ...]
+    compact_end: tuple[int, ...] = ()
 
     def span(self, start: int, end: int) -> tuple[int, int]:
         """Map a ``[start, end)`` span of :attr:`compact` to the original string.
@@ -148,7 +153,78 @@ class Normalized:
         tuple[int, int]
             Half-open span in :attr:`original` covering every source character.
         """
-        return self.compact_map[start], self.compact_map[end - 1] + 1
+        ends = self.compact_end or tuple(i + 1 for i in self.compact_map)
+        return self.compact_map[start], ends[end - 1]
+
+
+# Obfuscations agents use for contact, abuse and absolute words, mapped to the
+# canonical word so that one lexicon entry and one model feature cover them
+# all. ASCII variants only match as whole ASCII words (sb, not the sb in usb).
+# Editing this table changes features: bump PREPROCESSING_ID.
+_VARIANTS: dict[str, tuple[str, ...]] = {
+    "微信": ("威信", "薇信", "徽信", "维信", "V信", "v信", "vx", "weixin", "wechat", "薇❤", "微❤", "v❤", "🛰", "卫星号"),
+    "qq": ("扣扣", "抠抠", "口口号"),
+    "傻逼": ("煞笔", "沙比", "傻比", "煞比", "傻b", "傻x", "傻×", "sb", "shabi", "煞b"),
+    "最": ("zui",),
+    "加": ("➕",),
+}
+_CN_DIGITS = {c: str(i) for i, cs in enumerate(("零〇o", "一壹幺", "二贰两", "三叁", "四肆", "五伍", "六陆", "七柒", "八捌", "九玖")) for c in cs}
+# Seven or more Chinese numerals in a row spell a phone or account number (一三八零零…);
+# shorter runs are ordinary words (一三五, 三七二十一).
+_CN_RUN = __import__("re").compile("[零〇一壹幺二贰两三叁四肆五伍六陆七柒八捌九玖]{7,}")
+
+
+def _variant_regex():
+    import re
+
+    alts = []
+    for canon, variants in _VARIANTS.items():
+        for v in variants:
+            key = v.lower()
+            pat = re.escape(key)
+            if key.isascii() and key.isalnum():
+                pat = f"(?<![a-z0-9]){pat}(?![a-z0-9])"
+            alts.append((len(key), pat, key, canon))
+    alts.sort(key=lambda a: -a[0])  # longest alternatives first
+    lookup = {key: canon for _, _, key, canon in alts}
+    return re.compile("|".join(p for _, p, _, _ in alts)), lookup
+
+
+_VARIANT_RX, _VARIANT_CANON = _variant_regex()
+
+
+def _canonicalise(chars: str, starts: list[int], ends: list[int]) -> tuple[str, list[int], list[int]]:
+    """Replace known obfuscations in the compact view, carrying the offset maps along."""
+    subs: list[tuple[int, int, str]] = []
+    for m in _VARIANT_RX.finditer(chars):
+        subs.append((m.start(), m.end(), _VARIANT_CANON[m.group(0)]))
+    for m in _CN_RUN.finditer(chars):
+        subs.append((m.start(), m.end(), "".join(_CN_DIGITS[c] for c in m.group(0))))
+    if not subs:
+        return chars, starts, ends
+    subs.sort()
+    out: list[str] = []
+    o_starts: list[int] = []
+    o_ends: list[int] = []
+    pos = 0
+    for a, b, rep in subs:
+        if a < pos:  # overlapping matches: the earlier one wins
+            continue
+        out.append(chars[pos:a])
+        o_starts.extend(starts[pos:a])
+        o_ends.extend(ends[pos:a])
+        if len(rep) == b - a:  # same length: keep the per-character map
+            o_starts.extend(starts[a:b])
+            o_ends.extend(ends[a:b])
+        else:
+            o_starts.extend([starts[a]] * len(rep))
+            o_ends.extend([ends[b - 1]] * len(rep))
+        out.append(rep)
+        pos = b
+    out.append(chars[pos:])
+    o_starts.extend(starts[pos:])
+    o_ends.extend(ends[pos:])
+    return "".join(out), o_starts, o_ends
 
 
 def normalize(text: str) -> Normalized:
@@ -195,7 +271,8 @@ def normalize(text: str) -> Normalized:
                 compact_map.append(i)
     if norm_chars and norm_chars[-1] == " ":
         norm_chars.pop()
-    return Normalized(text, "".join(norm_chars), "".join(compact_chars), tuple(compact_map))
+    compact, starts, ends = _canonicalise("".join(compact_chars), compact_map, [i + 1 for i in compact_map])
+    return Normalized(text, "".join(norm_chars), compact, tuple(starts), tuple(ends))
 
 
 def _segment(text: str) -> list[str]:
