@@ -13,6 +13,10 @@ Rule files live in ``kefuguard/rules/`` (or any directory given to
     ``id<TAB>label<TAB>action<TAB>severity<TAB>check<TAB>regex``; ``check`` is
     ``-``, ``luhn`` (bank cards) or ``id_card`` (Chinese resident ID checksum and
     birth date), applied to the named group ``v`` or to the whole match.
+``negation.cues``
+    ``before|after<TAB>cue<TAB>note``: a lexicon ``flag`` hit (except ``abuse``)
+    with a cue just before or after it in the same clause is demoted to a hint
+    ("我们没有好评返现", "好评返现是违规的").
 
 Lines starting with ``#`` and blank lines are ignored. Every file is validated
 on load and errors name ``file:line``. Terms are normalised exactly like input
@@ -39,8 +43,14 @@ __all__ = ["RuleHit", "RuleSet", "default_rules_dir"]
 _ACTIONS = ("flag", "hint", "allow")
 _CHECKS = ("-", "luhn", "id_card")
 # Quote marks: a term inside quotes is being discussed, not used ("不能说'最好'").
-_OPEN_QUOTES = "'\"‘“「『《"
-_CLOSE_QUOTES = "'\"’”」』》"
+_OPEN_QUOTES = "‘“「『《"
+_CLOSE_QUOTES = "’”」』》"
+_BOTH_QUOTES = "'\""  # ASCII quotes open and close: inside when an odd number precede
+_CLAUSE_END = frozenset("，。！？；,!?;…")
+_CUE_BEFORE = 8
+_CUE_AFTER = 6
+# Labels whose flag terms are never softened by negation cues: "不是傻逼" is still abuse.
+_NO_NEGATION = frozenset({"abuse"})
 
 
 @dataclass(frozen=True)
@@ -185,10 +195,18 @@ class RuleSet:
     between threads.
     """
 
-    def __init__(self, terms: dict[str, _Term], patterns: list[_Pattern], digest: str, source: str):
+    def __init__(
+        self,
+        terms: dict[str, _Term],
+        patterns: list[_Pattern],
+        digest: str,
+        source: str,
+        cues: tuple[tuple[str, ...], tuple[str, ...]] = ((), ()),
+    ):
         import ahocorasick  # imported here: only needed once rules are built
 
         self._patterns = patterns
+        self._cues_before, self._cues_after = cues
         self.digest = digest
         self.source = source
         self.n_terms = len(terms)
@@ -266,9 +284,22 @@ class RuleSet:
                 except re.error as exc:
                     raise RulesError(f"{pfile}:{lineno}: invalid regex {regex!r}: {exc}") from exc
                 patterns.append(_Pattern(rid, label, action, sev, check, rx))
+        before: list[str] = []
+        after: list[str] = []
+        cfile = d / "negation.cues"
+        if cfile.exists():
+            sha.update(b"negation.cues\0" + cfile.read_bytes())
+            for lineno, line in _lines(cfile):
+                position, cue = (f.strip() for f in _fields(cfile, lineno, line, 2)[:2])
+                if position not in ("before", "after"):
+                    raise RulesError(f"{cfile}:{lineno}: position must be 'before' or 'after', got {position!r}")
+                key = normalize(cue).compact
+                if not key:
+                    raise RulesError(f"{cfile}:{lineno}: cue {cue!r} is empty after normalisation")
+                (before if position == "before" else after).append(key)
         if not terms and not patterns:
             raise RulesError(f"{d}: no rule files (*.tsv, patterns.re) found")
-        return cls(terms, patterns, sha.hexdigest(), str(d))
+        return cls(terms, patterns, sha.hexdigest(), str(d), (tuple(before), tuple(after)))
 
     def match(self, norm: Normalized) -> list[RuleHit]:
         """Return the rule hits in a normalised message, ordered by position.
@@ -310,7 +341,9 @@ class RuleSet:
             if term.action == "allow":
                 continue
             action = term.action
-            if action == "flag" and _quoted(s, start, end):
+            if action == "flag" and (
+                _quoted(s, start, end) or (term.label not in _NO_NEGATION and self._negated(s, start, end))
+            ):
                 action = "hint"
             hits.append(self._hit(norm, term.label, term.rule_id, start, end, action, term.severity))
         for p in self._patterns:
@@ -334,6 +367,18 @@ class RuleSet:
         hits.sort(key=lambda h: (h.start, h.end, h.rule_id))
         return hits
 
+    def _negated(self, s: str, start: int, end: int) -> bool:
+        """True when a negation cue sits just before or after ``s[start:end]`` in its clause."""
+        a = start
+        while a > 0 and start - a < _CUE_BEFORE and s[a - 1] not in _CLAUSE_END:
+            a -= 1
+        before = s[a:start]
+        b = end
+        while b < len(s) and b - end < _CUE_AFTER and s[b] not in _CLAUSE_END:
+            b += 1
+        after = s[end:b]
+        return any(c in before for c in self._cues_before) or any(c in after for c in self._cues_after)
+
     @staticmethod
     def _hit(norm: Normalized, label: str, rule_id: str, start: int, end: int, action: str,
              severity: str | None) -> RuleHit:
@@ -342,7 +387,17 @@ class RuleSet:
 
 
 def _quoted(s: str, start: int, end: int) -> bool:
-    """True when ``s[start:end]`` sits inside a pair of quote marks (within 2 chars)."""
-    before = s[max(0, start - 2) : start]
-    after = s[end : end + 2]
-    return any(c in _OPEN_QUOTES for c in before) and any(c in _CLOSE_QUOTES for c in after)
+    """True when ``s[start:end]`` sits inside a pair of quote marks.
+
+    Typographic quotes: the nearest quote mark before the term opens and a
+    closing one follows. ASCII quotes: an odd number of them precede the term
+    and one follows.
+    """
+    last_open = max(s.rfind(q, 0, start) for q in _OPEN_QUOTES)
+    last_close = max(s.rfind(q, 0, start) for q in _CLOSE_QUOTES)
+    if last_open > last_close and any(q in s[end:] for q in _CLOSE_QUOTES):
+        return True
+    for q in _BOTH_QUOTES:
+        if s.count(q, 0, start) % 2 == 1 and q in s[end:]:
+            return True
+    return False

@@ -1,5 +1,5 @@
 # id|label|action|severity|check|regex  — regexes run on the compact normalised view (lower case, no spaces).
-phone_with_contact	off_platform	flag	-	-	(?:加|联系|打|拨|call|找我|我的?(?:电话|手机|号码?)|电话|手机|tel)[^\d]{0,6}(?<!\d)1[3-9]\d{9}(?!\d)
+phone_with_contact	off_platform	flag	-	-	(?:加我|联系我|打我|拨我|call我|找我|打给我|我的?(?:私人)?(?:电话|手机|号码?)|本人(?:电话|手机))[^\d，。！？,!?]{0,6}(?<!\d)1[3-9]\d{9}(?!\d)
 phone_cn	off_platform	hint	-	-	(?<!\d)1[3-9]\d{9}(?!\d)
 landline_with_contact	off_platform	flag	-	-	(?:联系|打|拨|电话|座机)[^\d]{0,4}(?<!\d)0\d{2,3}-?\d{7,8}(?!\d)
 wechat_id	off_platform	flag	-	-	(?:微信|威信|薇信|v信|vx|wx|weixin)(?:号)?[:：]?(?P<v>[a-z][-_a-z0-9]{5,19})
