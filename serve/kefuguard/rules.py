@@ -48,7 +48,7 @@ _CLOSE_QUOTES = "’”」』》"
 _BOTH_QUOTES = "'\""  # ASCII quotes open and close: inside when an odd number precede
 _CLAUSE_END = frozenset("，。！？；,!?;…")
 _CUE_BEFORE = 8
-_CUE_AFTER = 6
+_CUE_AFTER = 10
 # Labels whose flag terms are never softened by negation cues: "不是傻逼" is still abuse.
 _NO_NEGATION = frozenset({"abuse"})
 

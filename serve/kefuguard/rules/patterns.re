@@ -7,5 +7,5 @@ qq_number	off_platform	flag	-	-	(?:qq|扣扣|企鹅)(?:号)?[:：]?(?<!\d)[1-9]\
 id_card_with_context	privacy	flag	high	id_card	(?:身份证|证件号|身份号码)[^\d]{0,8}(?<!\d)(?P<v>\d{17}[\dx])(?!\d)
 id_card	privacy	hint	high	id_card	(?<!\d)(?P<v>\d{17}[\dx])(?![\dx])
 bank_card_with_context	privacy	flag	high	luhn	(?:卡号|银行卡|储蓄卡|信用卡|借记卡)[^\d]{0,8}(?<!\d)(?P<v>\d{16,19})(?!\d)
-secret_request_give	privacy	flag	high	-	(?:发|告诉|报|给|说|念|提供)(?:我|一下|下|给我|过来)[^，。！？,!?]{0,6}(?:验证码|支付密码|登录密码|银行卡密码|密码|cvv|安全码)
-secret_request_send	privacy	flag	high	-	(?:验证码|支付密码|登录密码|银行卡密码|密码|cvv|安全码)[^，。！？,!?]{0,4}(?:发我|发给我|告诉我|报给我|给我|报一下|发一下|发过来|念一下)
+secret_request_give	privacy	flag	high	-	(?<![不别勿])(?:发|告诉|报|给|说|念|提供)(?:我|一下|下|给我|过来)(?:(?!不|别|勿)[^，。！？,!?]){0,6}(?:验证码|支付密码|登录密码|银行卡密码|密码|cvv|安全码)
+secret_request_send	privacy	flag	high	-	(?:验证码|支付密码|登录密码|银行卡密码|密码|cvv|安全码)(?:(?!不|别|勿|无需|没)[^，。！？,!?]){0,4}(?:发我|发给我|告诉我|报给我|给我|报一下|发一下|发过来|念一下)(?!了)
