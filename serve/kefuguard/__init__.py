@@ -15,6 +15,20 @@ from .labels import ALL_LABELS, LABELS
 from .rules import RuleHit
 from .scorer import MessageResult, Scorer
 
+
+def __getattr__(name: str):
+    # Conversation and policy types load on first use: most callers score single messages.
+    if name in ("ConversationResult", "HarassmentConfig"):
+        from . import conversation
+
+        return getattr(conversation, name)
+    if name in ("Profile", "load_profile", "ProfileError"):
+        from . import policy
+
+        return getattr(policy, name)
+    raise AttributeError(f"module 'kefuguard' has no attribute {name!r}")
+
+
 __all__ = [
     "__version__",
     "Scorer",
@@ -26,4 +40,9 @@ __all__ = [
     "BundleError",
     "RulesError",
     "DataError",
+    "ConversationResult",
+    "HarassmentConfig",
+    "Profile",
+    "ProfileError",
+    "load_profile",
 ]

@@ -45,6 +45,19 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--rules", help="rules directory (default: the shipped rules)")
     s.add_argument("--role", choices=("agent", "buyer"), default="agent", help="who wrote the messages (default agent)")
     s.add_argument("--explain", action="store_true", help="show the text with evidence highlighted (single message)")
+    a = sub.add_parser("audit", help="QA-audit conversations (one JSON object a line)",
+                       description="Audit conversations: one JSON object a line with 'messages' "
+                                   "([{role, text, ts}]) and optional 'id' and 'agent_id'.")
+    a.add_argument("input", help="conversations JSONL file, '-' for stdin")
+    a.add_argument("-o", "--output", default="-", help="report JSONL, '-' for stdout (default)")
+    a.add_argument("--platform", default="taobao", help="platform profile id or profile file (default taobao)")
+    a.add_argument("--bundle", help="model bundle directory (default: the shipped bundle)")
+    a.add_argument("--rules", help="rules directory (default: the shipped rules)")
+    a.add_argument("--burst-messages", type=int, default=5, help="harassment: more than N agent messages ... (default 5)")
+    a.add_argument("--burst-window", type=float, default=600, help="... within this many seconds (default 600)")
+    a.add_argument("--night", default="22-8", help="unsuitable hours START-END, local to each timestamp (default 22-8)")
+    a.add_argument("--quiet-after", type=float, default=1800,
+                   help="night contact counts when the buyer has been quiet this many seconds (default 1800)")
     return p
 
 
@@ -164,10 +177,85 @@ def _score_file(scorer: Any, args: argparse.Namespace) -> int:
     return 1 if errors else 0
 
 
+def _audit(args: argparse.Namespace) -> int:
+    from .conversation import HarassmentConfig
+    from .policy import load_profile
+    from .scorer import Scorer
+
+    try:
+        start, end = (int(x) for x in args.night.split("-"))
+        config = HarassmentConfig(args.burst_messages, args.burst_window, start, end, args.quiet_after)
+    except ValueError as exc:
+        raise _UsageError(f"invalid harassment settings: {exc}") from exc
+    try:
+        profile = load_profile(args.platform)
+    except ValueError as exc:
+        raise _UsageError(str(exc)) from exc
+    scorer = Scorer.load(args.bundle, rules=args.rules)
+    try:
+        fin = sys.stdin.buffer if args.input == "-" else open(args.input, "rb")
+        fout = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")
+    except OSError as exc:
+        raise _UsageError(f"cannot open {exc.filename}: {exc.strerror}") from exc
+    verdicts: Counter[str] = Counter()
+    per_agent: dict[str, Counter[str]] = {}
+    total = errors = 0
+    try:
+        for lineno, rec, error in iter_jsonl(fin):
+            total += 1
+            out: dict[str, Any] = {"line": lineno}
+            try:
+                if rec is None:
+                    raise ValueError(error)
+                msgs = rec.get("messages")
+                if msgs is None:
+                    raise ValueError("missing 'messages'")
+                res = scorer.score_conversation(msgs, profile, config=config)
+            except (TypeError, ValueError) as exc:
+                errors += 1
+                out.update({"id": rec.get("id") if rec else None, "error": f"line {lineno}: {exc}"})
+                fout.write(json.dumps(out, ensure_ascii=False) + "\n")
+                continue
+            d = res.to_dict()
+            out.update({"id": rec.get("id"), "agent_id": rec.get("agent_id")})
+            out.update({k: d[k] for k in ("verdict", "score", "severity", "labels", "platform", "violations",
+                                          "harassment", "harassment_evidence", "notes")})
+            out["flagged_messages"] = [
+                {"index": i, "text": msgs[i]["text"], "labels": m["labels"], "evidence": m["evidence"]}
+                for i, m in enumerate(d["messages"]) if m["labels"]
+            ]
+            fout.write(json.dumps(out, ensure_ascii=False) + "\n")
+            verdicts[res.verdict] += 1
+            if rec.get("agent_id") is not None:
+                per_agent.setdefault(str(rec["agent_id"]), Counter()).update(res.labels)
+    finally:
+        if fin is not sys.stdin.buffer:
+            fin.close()
+        if fout is not sys.stdout:
+            fout.close()
+        else:
+            fout.flush()
+    lines = [f"conversations: {total}, audited: {total - errors}, errors: {errors}  (platform {profile.id})",
+             "verdict      count"] + [f"{v:<12} {verdicts[v]:>5}" for v in ("pass", "review", "violation")]
+    if per_agent:
+        labs = [lab for lab in LABELS + ("harassment",) if any(c[lab] for c in per_agent.values())]
+        lines.append("agent".ljust(14) + "".join(f"{lab[:12]:>13}" for lab in labs))
+        for agent in sorted(per_agent):
+            lines.append(agent[:14].ljust(14) + "".join(f"{per_agent[agent][lab]:>13}" for lab in labs))
+    print("\n".join(lines), file=sys.stderr)
+    return 1 if errors else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``kefuguard`` command; returns the exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.command == "audit":
+        try:
+            return _audit(args)
+        except (_UsageError, KefuguardError) as exc:
+            print(f"kefuguard: error: {exc}", file=sys.stderr)
+            return 2
     if args.text is None and args.input is None:
         parser.error("score needs TEXT or -i FILE")
     if args.text is not None and args.input is not None:

@@ -21,12 +21,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .bundle import Bundle
 from .labels import BASE_SEVERITY, LABELS, severity_rank
 from .rules import RuleHit, RuleSet
 from .text import Normalized, normalize
+
+if TYPE_CHECKING:
+    from .conversation import ConversationResult, HarassmentConfig
+    from .policy import Profile
 
 __all__ = ["Scorer", "MessageResult", "MODES", "ROLES"]
 
@@ -51,6 +55,13 @@ class MessageResult:
         ``"low"``, ``"medium"``, ``"high"`` or ``"critical"``; ``None`` when not flagged.
     role : str
         ``"agent"`` or ``"buyer"``.
+    sources : dict[str, tuple[str, ...]]
+        Per flagged label, which layers decided it (``"rule"``, ``"model"``).
+    evidence : dict[str, tuple[dict, ...]]
+        Per flagged label, why: rule hits (``source="rule"``, ``rule_id``, span)
+        and, for model decisions, the top contributing n-grams
+        (``source="model"``, ``feature``, ``weight``, span). Spans index the
+        original text.
     """
 
     labels: tuple[str, ...]
@@ -59,6 +70,7 @@ class MessageResult:
     severity: str | None
     role: str = "agent"
     sources: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    evidence: dict[str, tuple[dict[str, Any], ...]] = field(default_factory=dict)
 
     @property
     def flagged(self) -> bool:
@@ -81,6 +93,7 @@ class MessageResult:
             "scores": {k: round(float(v), 6) for k, v in self.scores.items()},
             "hits": [h.to_dict() for h in self.hits],
             "sources": {k: list(v) for k, v in self.sources.items()},
+            "evidence": {k: list(v) for k, v in self.evidence.items()},
             "role": self.role,
         }
 
@@ -213,6 +226,51 @@ class Scorer:
             _check_text(t, f"texts[{i}]")
         return self._score(items, role)
 
+    def score_conversation(
+        self,
+        messages: list[dict[str, Any]],
+        platform: "str | Path | Profile | None" = None,
+        *,
+        config: "HarassmentConfig | None" = None,
+    ) -> "ConversationResult":
+        """Score a conversation and give a QA verdict under a platform profile.
+
+        Parameters
+        ----------
+        messages : list of dict
+            ``{"role": "agent"|"buyer", "text": str, "ts": ISO-8601 with offset or
+            epoch seconds}`` in order; ``ts`` is optional (messages without it are
+            not used for timing).
+        platform : str or Path, optional
+            A shipped profile id (``taobao``, ``tmall``, ``pinduoduo``, ``jd``,
+            ``douyin``, ``kuaishou``, ``xiaohongshu``), a profile file, or a loaded
+            :class:`~kefuguard.policy.Profile`; ``taobao`` when omitted.
+        config : HarassmentConfig, optional
+            Burst and night-hour thresholds (defaults: more than 5 agent messages
+            in 10 minutes; 22:00-08:00 after 30 quiet minutes).
+
+        Returns
+        -------
+        ConversationResult
+
+        Raises
+        ------
+        TypeError, ValueError
+            A message is not a dict, has a bad role, non-str text or an
+            unparseable ``ts`` (the message names its index).
+
+        Examples
+        --------
+        >>> r = Scorer.load().score_conversation([
+        ...     {"role": "buyer", "text": "你们发货也太慢了吧"},
+        ...     {"role": "agent", "text": "慢就别买啊，爱买不买"}], platform="pinduoduo")
+        >>> r.verdict, r.labels
+        ('review', ('rude_tone',))
+        """
+        from .conversation import score_conversation
+
+        return score_conversation(self, messages, platform, config=config)
+
     def _score(self, texts: list[str], role: str) -> list[MessageResult]:
         if role not in ROLES:
             raise ValueError(f"role must be one of {ROLES}, got {role!r}")
@@ -257,4 +315,16 @@ class Scorer:
         for h in hits:
             if h.severity and h.label in sources and severity_rank(h.severity) > severity_rank(severity):
                 severity = h.severity
-        return MessageResult(labels, scores, hits, severity, role, {k: tuple(v) for k, v in sources.items()})
+        evidence: dict[str, list[dict[str, Any]]] = {}
+        for h in hits:
+            if h.label in sources and (h.action == "flag" or "rule" in sources[h.label]):
+                evidence.setdefault(h.label, []).append(
+                    {"source": "rule", "rule_id": h.rule_id, "start": h.start, "end": h.end, "text": h.text}
+                )
+        model_labels = [lab for lab in labels if "model" in sources[lab]]
+        if model_labels and self.bundle is not None:
+            # One extra onnxruntime call, only for messages the model flagged.
+            for lab, feats in self.bundle.explain(norm, model_labels).items():
+                evidence.setdefault(lab, []).extend({"source": "model", **f} for f in feats)
+        return MessageResult(labels, scores, hits, severity, role, {k: tuple(v) for k, v in sources.items()},
+                             {k: tuple(v) for k, v in evidence.items()})
