@@ -9,7 +9,8 @@ built by hand with ``onnx.helper``::
 
     x      = tf * Gather(idf, ids)                 # tf-idf weights
     x      = x / max(sqrt(sum(x², axis 1)), eps)   # L2 normalisation, as sklearn
-    logits = sum(x[:, :, None] * Gather(W, ids), axis 1) + b
+    contrib = x[:, :, None] * Gather(W, ids)       # second output, for explanations
+    logits = sum(contrib, axis 1) + b
     probabilities = Sigmoid(logits)                # calibration folded into W, b
 
 The export refuses to write a bundle when ONNX and the trained model disagree
@@ -82,7 +83,12 @@ def build_graph(idf: np.ndarray, weights: np.ndarray, bias: np.ndarray, metadata
             helper.make_tensor_value_info("ids", TensorProto.INT64, ["N", "L"]),
             helper.make_tensor_value_info("tf", TensorProto.FLOAT, ["N", "L"]),
         ],
-        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", k])],
+        [
+            helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", k]),
+            # Per-token contribution to each logit: explanations read it for flagged
+            # messages only; the scoring fast path asks for probabilities alone.
+            helper.make_tensor_value_info("contrib", TensorProto.FLOAT, ["N", "L", k]),
+        ],
         inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="kefuguard")
@@ -104,4 +110,4 @@ def onnx_probabilities(model_bytes: bytes, rows: list[dict[int, float]]) -> np.n
         if r:
             ids[i, : len(r)] = list(r.keys())
             tf[i, : len(r)] = list(r.values())
-    return sess.run(None, {"ids": ids, "tf": tf})[0]
+    return sess.run(["probabilities"], {"ids": ids, "tf": tf})[0]

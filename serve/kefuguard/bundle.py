@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections import Counter
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -78,6 +79,7 @@ class Bundle:
     _session: Any
     _vocab: dict[str, int]
     _sublinear: bool
+    _tokens: list[str] | None = None
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> "Bundle":
@@ -144,7 +146,8 @@ class Bundle:
         except Exception as exc:  # onnxruntime raises its own exception types
             raise BundleError(f"{d / 'model.onnx'}: onnxruntime cannot load the model: {exc}") from exc
         vocab = {tok: i for i, tok in enumerate(vocab_list)}
-        return cls(d, info, labels, thresholds, hint, session, vocab, bool(info.get("sublinear_tf", True)))
+        return cls(d, info, labels, thresholds, hint, session, vocab, bool(info.get("sublinear_tf", True)),
+                   vocab_list)
 
     def _windows(self, norm: Normalized) -> list[list[str]]:
         s = norm.compact
@@ -175,16 +178,15 @@ class Bundle:
         """
         rows: list[dict[int, float]] = []
         owner: list[int] = []
-        vocab = self._vocab
+        get = self._vocab.get
+        log = math.log
         for i, norm in enumerate(norms):
             for toks in self._windows(norm):
-                counts: dict[int, int] = {}
-                for t in toks:
-                    j = vocab.get(t)
-                    if j is not None:
-                        counts[j] = counts.get(j, 0) + 1
+                # Counter over map() counts in C; unknown tokens collect under None.
+                counts = Counter(map(get, toks))
+                counts.pop(None, None)
                 if self._sublinear:
-                    rows.append({j: 1.0 + math.log(c) for j, c in counts.items()})
+                    rows.append({j: 1.0 + log(c) if c > 1 else 1.0 for j, c in counts.items()})
                 else:
                     rows.append({j: float(c) for j, c in counts.items()})
                 owner.append(i)
@@ -198,23 +200,106 @@ class Bundle:
     def _run(self, rows: list[dict[int, float]]) -> np.ndarray:
         n = len(rows)
         out = np.zeros((n, len(self.labels)), dtype=np.float32)
-        if n == 0:
-            return out
-        # Rows are padded to the longest row of their chunk; sorting by length first
-        # keeps one long message from padding thousands of short ones.
-        order = sorted(range(n), key=lambda i: len(rows[i]))
-        for c in range(0, n, _CHUNK):
-            idx = order[c : c + _CHUNK]
-            width = max(1, len(rows[idx[-1]]))
-            ids = np.zeros((len(idx), width), dtype=np.int64)
-            tf = np.zeros((len(idx), width), dtype=np.float32)
-            for k, i in enumerate(idx):
-                r = rows[i]
-                if r:
-                    ids[k, : len(r)] = list(r.keys())
-                    tf[k, : len(r)] = list(r.values())
-            out[idx] = self._session.run(None, {"ids": ids, "tf": tf})[0]
+        # Rows are padded to a width that depends on the row alone (a power of two),
+        # and rows of one width go through onnxruntime together. A row's reduction
+        # then always runs over the same padded length, so a message gets exactly
+        # the same probabilities alone or in any batch; it also keeps one long
+        # message from padding thousands of short ones.
+        by_width: dict[int, list[int]] = {}
+        for i, r in enumerate(rows):
+            by_width.setdefault(_bucket(len(r)), []).append(i)
+        for width, members in by_width.items():
+            for c in range(0, len(members), _CHUNK):
+                idx = members[c : c + _CHUNK]
+                # onnxruntime reduces a batch of one row along another code path
+                # whose float sums differ by ~2e-7 from any larger batch; an empty
+                # second row keeps single messages on the batch path.
+                n_rows = max(2, len(idx))
+                ids = np.zeros((n_rows, width), dtype=np.int64)
+                tf = np.zeros((n_rows, width), dtype=np.float32)
+                for k, i in enumerate(idx):
+                    r = rows[i]
+                    if r:
+                        ids[k, : len(r)] = list(r.keys())
+                        tf[k, : len(r)] = list(r.values())
+                out[idx] = self._session.run(["probabilities"], {"ids": ids, "tf": tf})[0][: len(idx)]
         return out
+
+    def explain(self, norm: Normalized, labels: list[str], top: int = 3) -> dict[str, list[dict[str, Any]]]:
+        """Top contributing n-grams for ``labels``, with spans in the original text.
+
+        For a linear model the contribution of a feature to a label's logit is its
+        tf-idf weight times the label's coefficient; the graph's ``contrib`` output
+        gives exactly that. Long messages are explained from their most
+        incriminating window.
+
+        Parameters
+        ----------
+        norm : Normalized
+            The normalised message.
+        labels : list[str]
+            Labels to explain.
+        top : int, default 3
+            Features per label.
+
+        Returns
+        -------
+        dict[str, list[dict]]
+            Per label: ``{"feature", "weight", "start", "end", "text"}`` items,
+            strongest first; a feature occurring several times gives several spans.
+        """
+        if not labels or self._tokens is None:
+            return {}
+        windows = self._windows(norm)
+        out: dict[str, list[dict[str, Any]]] = {}
+        get = self._vocab.get
+        for lab in labels:
+            k = self.labels.index(lab)
+            best: tuple[float, list[tuple[str, float]]] | None = None
+            for toks in windows:
+                counts = Counter(map(get, toks))
+                counts.pop(None, None)
+                if not counts:
+                    continue
+                ids = np.array([list(counts)], dtype=np.int64)
+                tf = np.array([[1.0 + math.log(c) if self._sublinear else float(c) for c in counts.values()]],
+                              dtype=np.float32)
+                prob, contrib = self._session.run(["probabilities", "contrib"], {"ids": ids, "tf": tf})
+                if best is None or prob[0, k] > best[0]:
+                    pairs = sorted(((self._tokens[j], float(contrib[0, n, k])) for n, j in enumerate(ids[0])),
+                                   key=lambda p: -p[1])
+                    best = (float(prob[0, k]), [p for p in pairs if p[1] > 0][:top])
+            if best is not None:
+                out[lab] = _locate(norm, best[1])
+        return out
+
+
+def _locate(norm: Normalized, features: list[tuple[str, float]]) -> list[dict[str, Any]]:
+    """Map feature tokens (``w:``, ``b:a|b``, ``c:``) to spans of the original text."""
+    from .text import _shape
+
+    shaped = _shape(norm.compact)
+    items: list[dict[str, Any]] = []
+    for feat, weight in features:
+        kind, _, body = feat.partition(":")
+        needle = body.replace("|", "") if kind == "b" else body
+        pos = shaped.find(needle) if needle else -1
+        found = 0
+        while pos >= 0 and found < 3:
+            start, end = norm.span(pos, pos + len(needle))
+            items.append({"feature": feat, "weight": round(weight, 4), "start": start, "end": end,
+                          "text": norm.original[start:end]})
+            found += 1
+            pos = shaped.find(needle, pos + len(needle))
+    return items
+
+
+def _bucket(length: int) -> int:
+    """Padded width for a row of ``length`` features: the next power of two, at least 32."""
+    width = 32
+    while width < length:
+        width *= 2
+    return width
 
 
 # Rows per onnxruntime call: large enough to amortise the ~35 µs call overhead,

@@ -63,8 +63,12 @@ def iter_csv(data: bytes, required: tuple[str, ...] = ("text",)) -> Iterator[Rec
         text = text[1:]
     reader = csv.DictReader(io.StringIO(text, newline=""))
     missing = [c for c in required if c not in (reader.fieldnames or [])]
-    if missing:
+    if missing:  # checked now, not when the caller starts iterating
         raise ValueError(f"CSV header must contain {list(required)}, got {reader.fieldnames}")
+    return _csv_rows(reader)
+
+
+def _csv_rows(reader: csv.DictReader) -> Iterator[Record]:
     start = 2
     for rec in reader:
         lineno, start = start, reader.line_num + 1
