@@ -117,3 +117,27 @@ def test_corrupt_bundle_is_detected(tmp_path, scorer: Scorer) -> None:
         fh.write(b"x")
     with pytest.raises(BundleError, match="SHA-256 does not match"):
         Scorer.load(d)
+
+
+def test_fast_feature_path_equals_reference_path_on_the_test_split(scorer: Scorer) -> None:
+    """Speed never changes results: vectorised features == training-path features."""
+    import numpy as np
+
+    from kefuguard.text import normalize
+    from model.data import load_corpus
+
+    examples, _ = load_corpus()
+    norms = [normalize(ex.text) for ex in examples if ex.split == "test"]
+    norms.append(normalize("亲" * 600 + "加我微信"))  # a long message goes through windows
+    fast = scorer.bundle.predict(norms)
+    ref = scorer.bundle.predict(norms, reference=True)
+    assert np.array_equal(fast, ref)
+
+
+def test_results_do_not_depend_on_batch_composition(scorer: Scorer) -> None:
+    from model.data import load_corpus
+
+    texts = [ex.text for ex in load_corpus()[0][:1500]]
+    whole = scorer.score_batch(texts)
+    assert whole == scorer.score_batch(texts[::-1])[::-1]
+    assert whole[:7] == [scorer.score(t) for t in texts[:7]]

@@ -68,3 +68,24 @@ def test_rjieba_matches_jieba_segmentation(repo) -> None:
     texts = [normalize(ex.text).compact for ex in examples[:: max(1, len(examples) // 500)]]
     diff = [t for t in texts if rjieba.cut(t) != jieba.lcut(t, HMM=True)]
     assert len(diff) <= len(texts) * 0.02, diff[:5]
+
+
+def _views(n):
+    return n.text, n.compact, [n.span(i, i + 1) for i in range(len(n.compact))]
+
+
+def test_fast_normalisation_equals_the_character_path(repo) -> None:
+    """The str.translate fast path must give exactly what the per-character path gives."""
+    from kefuguard.text import _normalize_fast, _normalize_slow, _t2s
+    from model.data import load_corpus
+
+    examples, _ = load_corpus()
+    texts = [ex.text for ex in examples] + ["  加 V X  ", "ＡＢＣ　１２３", "傻 逼\t\n", "weixin: abc", "😊亲😊"]
+    fast = 0
+    for t in texts:
+        simplified = _t2s(t)
+        n = _normalize_fast(t, simplified)
+        if n is not None:
+            fast += 1
+            assert _views(n) == _views(_normalize_slow(t, simplified)), t
+    assert fast > len(texts) * 0.9  # the fast path is the common path

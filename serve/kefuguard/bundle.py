@@ -22,7 +22,7 @@ import numpy as np
 
 from .errors import BundleError
 from .labels import LABELS
-from .text import PREPROCESSING_ID, Normalized, model_tokens
+from .text import _PUNCT, PREPROCESSING_ID, Normalized, _segment, _shape, model_tokens
 
 __all__ = ["BUNDLE_SCHEMA", "Bundle", "default_bundle_dir", "file_sha256"]
 
@@ -162,70 +162,247 @@ class Bundle:
             for a in starts
         ]
 
-    def predict(self, norms: list[Normalized]) -> np.ndarray:
+    def predict(self, norms: list[Normalized], *, reference: bool = False) -> np.ndarray:
+        return self.predict_explainable(norms, reference=reference)[0]
+
+    def predict_explainable(
+        self, norms: list[Normalized], *, reference: bool = False
+    ) -> tuple[np.ndarray, list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]]]:
         """Return probabilities, shape ``[len(norms), len(labels)]``.
 
         Parameters
         ----------
         norms : list[Normalized]
             Normalised messages.
+        reference : bool, default False
+            Build features through :func:`kefuguard.text.model_tokens` (the
+            training path) instead of the vectorised fast path. Both give
+            identical inputs to the graph; tests compare them.
 
         Returns
         -------
-        numpy.ndarray
-            float32 probabilities; a long message's row is the maximum over its
-            windows.
+        probabilities : numpy.ndarray
+            float32, ``[len(norms), len(labels)]``; a long message's row is the
+            maximum over its windows.
+        windows : list
+            Per message, per window: ``(probabilities [K], ids [L], contrib [L, K])``,
+            the graph's per-feature contributions, which :meth:`explain` reads
+            without another onnxruntime call.
         """
-        rows: list[dict[int, float]] = []
+        n = len(norms)
+        short = [i for i, nm in enumerate(norms) if len(nm.compact) <= WINDOW]
+        long_ = [i for i, nm in enumerate(norms) if len(nm.compact) > WINDOW]
+        parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         owner: list[int] = []
-        get = self._vocab.get
-        log = math.log
-        for i, norm in enumerate(norms):
-            for toks in self._windows(norm):
-                # Counter over map() counts in C; unknown tokens collect under None.
-                counts = Counter(map(get, toks))
-                counts.pop(None, None)
-                if self._sublinear:
-                    rows.append({j: 1.0 + log(c) if c > 1 else 1.0 for j, c in counts.items()})
-                else:
-                    rows.append({j: float(c) for j, c in counts.items()})
-                owner.append(i)
-        probs = self._run(rows)
-        if len(rows) == len(norms):
-            return probs
-        out = np.zeros((len(norms), len(self.labels)), dtype=np.float32)
-        np.maximum.at(out, np.asarray(owner), probs)
-        return out
-
-    def _run(self, rows: list[dict[int, float]]) -> np.ndarray:
-        n = len(rows)
+        if short:
+            shaped = [_shape(norms[i].compact) for i in short]
+            parts.append(self._reference_csr([model_tokens(norms[i]) for i in short]) if reference
+                         else self._fast_csr(shaped))
+            owner.extend(short)
+        for i in long_:
+            windows = self._windows(norms[i])
+            parts.append(self._reference_csr(windows))
+            owner.extend([i] * len(windows))
+        if not parts:
+            return np.zeros((0, len(self.labels)), dtype=np.float32), []
+        probs, contribs = self._run(*_concat_csr(parts))
+        windows: list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = [[] for _ in range(n)]
+        for row, i in enumerate(owner):
+            windows[i].append((probs[row], *contribs[row]))
+        if not long_:
+            out = np.empty_like(probs)
+            out[np.asarray(owner)] = probs
+            return out, windows
         out = np.zeros((n, len(self.labels)), dtype=np.float32)
+        np.maximum.at(out, np.asarray(owner), probs)
+        return out, windows
+
+    def _reference_csr(self, token_lists: list[list[str]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Rows from token strings: count in-vocabulary tokens, ids ascending."""
+        get = self._vocab.get
+        indptr = [0]
+        ids: list[int] = []
+        counts: list[int] = []
+        for toks in token_lists:
+            c = Counter(map(get, toks))  # counts in C; unknown tokens gather under None
+            c.pop(None, None)
+            for j in sorted(c):
+                ids.append(j)
+                counts.append(c[j])
+            indptr.append(len(ids))
+        return np.asarray(indptr, dtype=np.int64), np.asarray(ids, dtype=np.int64), self._tf(np.asarray(counts))
+
+    def _fast_csr(self, shaped: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Rows for short messages: words via dict, character n-grams vectorised.
+
+        Character 1–3-grams are packed into int64 keys (21 bits a code point) and
+        looked up with one ``searchsorted`` over the whole batch instead of one
+        string and one dict lookup per n-gram; this was the largest cost per
+        message. Gives exactly the rows of :meth:`_reference_csr`.
+        """
+        n = len(shaped)
+        vocab_size = len(self._tokens or ()) or (max(self._vocab.values()) + 1 if self._vocab else 1)
+        # Words: one dict lookup per word gives the id of "w:<word>" (-1 if unknown);
+        # bigrams are then looked up as packed (id, id) pairs. A bigram can only be
+        # in the vocabulary if both its words are (document frequency of a word >=
+        # that of any bigram containing it), so unknown words lose nothing.
+        word_get = self._word_ids.get
+        w_list: list[int] = []
+        w_row_list: list[int] = []
+        for r, s in enumerate(shaped):
+            if s:
+                wids = [word_get(w, -1) for w in _segment(s) if w not in _PUNCT]
+                w_list += wids
+                w_row_list += [r] * len(wids)
+        w_ids_all = np.asarray(w_list, dtype=np.int64)
+        w_rows_all = np.asarray(w_row_list, dtype=np.int64)
+        known = w_ids_all >= 0
+        pair = (w_rows_all[:-1] == w_rows_all[1:]) & known[:-1] & known[1:]
+        bq = ((w_ids_all[:-1] << 32) | w_ids_all[1:])[pair]
+        bkeys, bids = self._bigram_keys
+        bpos = np.searchsorted(bkeys, bq)
+        bpos[bpos == len(bkeys)] = 0
+        bhit = bkeys[bpos] == bq if len(bkeys) else np.zeros(len(bq), dtype=bool)
+        w_rows = np.concatenate([w_rows_all[known], w_rows_all[:-1][pair][bhit]])
+        w_ids = np.concatenate([w_ids_all[known], bids[bpos[bhit]]])
+        lens = np.fromiter(map(len, shaped), dtype=np.int64, count=n)
+        cps = np.frombuffer("".join(shaped).encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
+        row = np.repeat(np.arange(n, dtype=np.int64), lens)
+        same1 = row[:-1] == row[1:]
+        same2 = same1[:-1] & same1[1:]
+        # Unigrams of the Basic Multilingual Plane: a direct table, no search.
+        table = self._bmp_unigrams
+        uni = ~np.isin(cps, self._punct_cps)
+        bmp = uni & (cps < 0x10000)
+        u_ids = table[cps[bmp]]
+        u_hit = u_ids >= 0
+        uni &= ~bmp  # the rest (emoji, rare CJK) go through the sorted keys
+        q = np.concatenate([
+            cps[uni],
+            ((cps[:-1] << 21) | cps[1:])[same1],
+            ((cps[:-2] << 42) | (cps[1:-1] << 21) | cps[2:])[same2],
+        ])
+        q_row = np.concatenate([row[uni], row[:-1][same1], row[:-2][same2]])
+        keys, key_ids = self._char_keys
+        pos = np.searchsorted(keys, q)
+        pos[pos == len(keys)] = 0
+        hit = keys[pos] == q if len(keys) else np.zeros(len(q), dtype=bool)
+        all_rows = np.concatenate([w_rows, row[bmp][u_hit], q_row[hit]])
+        all_ids = np.concatenate([w_ids, u_ids[u_hit], key_ids[pos[hit]]])
+        uniq, counts = np.unique(all_rows * vocab_size + all_ids, return_counts=True)
+        indptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(uniq // vocab_size, minlength=n), out=indptr[1:])
+        return indptr, uniq % vocab_size, self._tf(counts)
+
+    def _tf(self, counts: np.ndarray) -> np.ndarray:
+        c = counts.astype(np.float64)
+        return (1.0 + np.log(c) if self._sublinear else c).astype(np.float32)
+
+    @property
+    def _char_keys(self) -> tuple[np.ndarray, np.ndarray]:
+        cached = self.__dict__.get("_char_keys_cache")
+        if cached is None:
+            keys, ids = [], []
+            for tok, i in self._vocab.items():
+                if tok.startswith("c:") and 1 <= len(tok) - 2 <= 3:
+                    k = 0
+                    for ch in tok[2:]:
+                        k = (k << 21) | ord(ch)
+                    keys.append(k)
+                    ids.append(i)
+            order = np.argsort(np.asarray(keys, dtype=np.int64), kind="stable")
+            cached = (np.asarray(keys, dtype=np.int64)[order], np.asarray(ids, dtype=np.int64)[order])
+            object.__setattr__(self, "_char_keys_cache", cached)  # frozen dataclass: cache once
+        return cached
+
+    @property
+    def _bmp_unigrams(self) -> np.ndarray:
+        cached = self.__dict__.get("_bmp_cache")
+        if cached is None:
+            cached = np.full(0x10000, -1, dtype=np.int64)
+            for tok, i in self._vocab.items():
+                if tok.startswith("c:") and len(tok) == 3 and ord(tok[2]) < 0x10000:
+                    cached[ord(tok[2])] = i
+            object.__setattr__(self, "_bmp_cache", cached)
+        return cached
+
+    @property
+    def _word_ids(self) -> dict[str, int]:
+        cached = self.__dict__.get("_word_ids_cache")
+        if cached is None:
+            cached = {tok[2:]: i for tok, i in self._vocab.items() if tok.startswith("w:")}
+            object.__setattr__(self, "_word_ids_cache", cached)
+        return cached
+
+    @property
+    def _bigram_keys(self) -> tuple[np.ndarray, np.ndarray]:
+        cached = self.__dict__.get("_bigram_keys_cache")
+        if cached is None:
+            words = self._word_ids
+            keys, ids = [], []
+            for tok, i in self._vocab.items():
+                if tok.startswith("b:"):
+                    a, _, b = tok[2:].partition("|")
+                    if a in words and b in words:
+                        keys.append((words[a] << 32) | words[b])
+                        ids.append(i)
+            order = np.argsort(np.asarray(keys, dtype=np.int64), kind="stable")
+            cached = (np.asarray(keys, dtype=np.int64)[order], np.asarray(ids, dtype=np.int64)[order])
+            object.__setattr__(self, "_bigram_keys_cache", cached)
+        return cached
+
+    @property
+    def _punct_cps(self) -> np.ndarray:
+        return _PUNCT_CPS
+
+    def _run(
+        self, indptr: np.ndarray, ids: np.ndarray, tf: np.ndarray
+    ) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+        n = len(indptr) - 1
+        out = np.zeros((n, len(self.labels)), dtype=np.float32)
+        contribs: list[tuple[np.ndarray, np.ndarray]] = [(_EMPTY_IDS, _EMPTY_CONTRIB)] * n
+        if n == 0:
+            return out, contribs
+        lengths = np.diff(indptr)
+        widths = np.array([_bucket(int(x)) for x in lengths], dtype=np.int64)
         # Rows are padded to a width that depends on the row alone (a power of two),
         # and rows of one width go through onnxruntime together. A row's reduction
         # then always runs over the same padded length, so a message gets exactly
         # the same probabilities alone or in any batch; it also keeps one long
         # message from padding thousands of short ones.
-        by_width: dict[int, list[int]] = {}
-        for i, r in enumerate(rows):
-            by_width.setdefault(_bucket(len(r)), []).append(i)
-        for width, members in by_width.items():
+        for width in np.unique(widths):
+            members = np.nonzero(widths == width)[0]
             for c in range(0, len(members), _CHUNK):
                 idx = members[c : c + _CHUNK]
                 # onnxruntime reduces a batch of one row along another code path
                 # whose float sums differ by ~2e-7 from any larger batch; an empty
                 # second row keeps single messages on the batch path.
                 n_rows = max(2, len(idx))
-                ids = np.zeros((n_rows, width), dtype=np.int64)
-                tf = np.zeros((n_rows, width), dtype=np.float32)
+                m_ids = np.zeros((n_rows, int(width)), dtype=np.int64)
+                m_tf = np.zeros((n_rows, int(width)), dtype=np.float32)
+                ln = lengths[idx]
+                total = int(ln.sum())
+                if total:
+                    local_row = np.repeat(np.arange(len(idx)), ln)
+                    offset = np.arange(total) - np.repeat(np.cumsum(ln) - ln, ln)
+                    src = np.repeat(indptr[idx], ln) + offset
+                    m_ids[local_row, offset] = ids[src]
+                    m_tf[local_row, offset] = tf[src]
+                # The contributions come out of the same call (the graph computes them
+                # anyway), so explaining a flag costs no second run.
+                prob, contrib = self._session.run(["probabilities", "contrib"], {"ids": m_ids, "tf": m_tf})
+                out[idx] = prob[: len(idx)]
                 for k, i in enumerate(idx):
-                    r = rows[i]
-                    if r:
-                        ids[k, : len(r)] = list(r.keys())
-                        tf[k, : len(r)] = list(r.values())
-                out[idx] = self._session.run(["probabilities"], {"ids": ids, "tf": tf})[0][: len(idx)]
-        return out
+                    contribs[i] = (m_ids[k, : ln[k]], contrib[k, : ln[k]])
+        return out, contribs
 
-    def explain(self, norm: Normalized, labels: list[str], top: int = 3) -> dict[str, list[dict[str, Any]]]:
+    def explain(
+        self,
+        norm: Normalized,
+        labels: list[str],
+        windows: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+        top: int = 3,
+    ) -> dict[str, list[dict[str, Any]]]:
         """Top contributing n-grams for ``labels``, with spans in the original text.
 
         For a linear model the contribution of a feature to a label's logit is its
@@ -239,6 +416,8 @@ class Bundle:
             The normalised message.
         labels : list[str]
             Labels to explain.
+        windows : list
+            This message's entry of :meth:`predict_explainable`'s second result.
         top : int, default 3
             Features per label.
 
@@ -248,29 +427,15 @@ class Bundle:
             Per label: ``{"feature", "weight", "start", "end", "text"}`` items,
             strongest first; a feature occurring several times gives several spans.
         """
-        if not labels or self._tokens is None:
+        if not labels or not windows or self._tokens is None:
             return {}
-        windows = self._windows(norm)
         out: dict[str, list[dict[str, Any]]] = {}
-        get = self._vocab.get
         for lab in labels:
             k = self.labels.index(lab)
-            best: tuple[float, list[tuple[str, float]]] | None = None
-            for toks in windows:
-                counts = Counter(map(get, toks))
-                counts.pop(None, None)
-                if not counts:
-                    continue
-                ids = np.array([list(counts)], dtype=np.int64)
-                tf = np.array([[1.0 + math.log(c) if self._sublinear else float(c) for c in counts.values()]],
-                              dtype=np.float32)
-                prob, contrib = self._session.run(["probabilities", "contrib"], {"ids": ids, "tf": tf})
-                if best is None or prob[0, k] > best[0]:
-                    pairs = sorted(((self._tokens[j], float(contrib[0, n, k])) for n, j in enumerate(ids[0])),
-                                   key=lambda p: -p[1])
-                    best = (float(prob[0, k]), [p for p in pairs if p[1] > 0][:top])
-            if best is not None:
-                out[lab] = _locate(norm, best[1])
+            _, ids, contrib = max(windows, key=lambda w: float(w[0][k]))
+            order = np.argsort(-contrib[:, k], kind="stable")[:top]
+            feats = [(self._tokens[int(ids[j])], float(contrib[j, k])) for j in order if contrib[j, k] > 0]
+            out[lab] = _locate(norm, feats)
         return out
 
 
@@ -292,6 +457,24 @@ def _locate(norm: Normalized, features: list[tuple[str, float]]) -> list[dict[st
             found += 1
             pos = shaped.find(needle, pos + len(needle))
     return items
+
+
+def _concat_csr(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if len(parts) == 1:
+        return parts[0]
+    indptrs, ids, tfs = [], [], []
+    base = 0
+    for k, (ip, i, t) in enumerate(parts):
+        indptrs.append(ip[1:] + base if k else ip + base)
+        base += int(ip[-1])
+        ids.append(i)
+        tfs.append(t)
+    return np.concatenate(indptrs), np.concatenate(ids), np.concatenate(tfs)
+
+
+_EMPTY_IDS = np.zeros(0, dtype=np.int64)
+_EMPTY_CONTRIB = np.zeros((0, 0), dtype=np.float32)
+_PUNCT_CPS = np.array(sorted(ord(c) for c in _PUNCT), dtype=np.int64)
 
 
 def _bucket(length: int) -> int:

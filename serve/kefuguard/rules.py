@@ -207,6 +207,15 @@ class RuleSet:
 
         self._patterns = patterns
         self._cues_before, self._cues_after = cues
+        # One scan that fails on most messages saves running every pattern on them.
+        try:
+            self._any_pattern: re.Pattern[str] | None = (
+                re.compile("|".join(f"(?:{re.sub(r'[(][?]P<[^>]+>', '(?:', p.regex.pattern)})" for p in patterns))
+                if patterns
+                else None
+            )
+        except re.error:  # e.g. repeated group names across patterns: scan one by one
+            self._any_pattern = None
         self.digest = digest
         self.source = source
         self.n_terms = len(terms)
@@ -346,7 +355,8 @@ class RuleSet:
             ):
                 action = "hint"
             hits.append(self._hit(norm, term.label, term.rule_id, start, end, action, term.severity))
-        for p in self._patterns:
+        patterns = self._patterns if self._any_pattern is None or self._any_pattern.search(s) else ()
+        for p in patterns:
             for m in p.regex.finditer(s):
                 if m.end() == m.start():
                     continue

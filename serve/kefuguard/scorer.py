@@ -36,6 +36,7 @@ __all__ = ["Scorer", "MessageResult", "MODES", "ROLES"]
 
 MODES = ("hybrid", "model", "rules")
 ROLES = ("agent", "buyer")
+_BATCH = 512  # messages normalised, featurised and run together
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,8 @@ class Scorer:
         self.bundle = bundle
         self.rules = rules
         self.mode = mode
+        # thresholds in the bundle's label order, for the clean-message shortcut
+        self._th_list = [bundle.thresholds[lab] for lab in bundle.labels] if bundle is not None else []
 
     @classmethod
     def load(
@@ -274,24 +277,36 @@ class Scorer:
     def _score(self, texts: list[str], role: str) -> list[MessageResult]:
         if role not in ROLES:
             raise ValueError(f"role must be one of {ROLES}, got {role!r}")
-        norms = [normalize(t) for t in texts]
-        probs = self.bundle.predict(norms) if self.bundle is not None else None
-        out = []
-        for i, norm in enumerate(norms):
-            hits = tuple(self.rules.match(norm)) if self.rules is not None else ()
-            scores = (
-                {lab: float(p) for lab, p in zip(self.bundle.labels, probs[i])}
-                if probs is not None
-                else {}
-            )
-            out.append(self._decide(norm, scores, hits, role))
+        if len(texts) <= _BATCH:
+            return self._score_chunk(texts, role)
+        # Bounded chunks keep peak memory flat for any batch size; results do not
+        # depend on chunking (see Bundle._run).
+        out: list[MessageResult] = []
+        for i in range(0, len(texts), _BATCH):
+            out += self._score_chunk(texts[i : i + _BATCH], role)
         return out
 
+    def _score_chunk(self, texts: list[str], role: str) -> list[MessageResult]:
+        norms = [normalize(t) for t in texts]
+        if self.bundle is not None:
+            probs, windows = self.bundle.predict_explainable(norms)
+            labels = self.bundle.labels
+            all_scores = [dict(zip(labels, row.tolist())) for row in probs]
+        else:
+            windows, all_scores = [[] for _ in norms], [{} for _ in norms]
+        match = self.rules.match if self.rules is not None else None
+        return [
+            self._decide(norm, scores, tuple(match(norm)) if match else (), role, win)
+            for norm, scores, win in zip(norms, all_scores, windows)
+        ]
+
     def _decide(
-        self, norm: Normalized, scores: dict[str, float], hits: tuple[RuleHit, ...], role: str
+        self, norm: Normalized, scores: dict[str, float], hits: tuple[RuleHit, ...], role: str, windows: list
     ) -> MessageResult:
         if role == "buyer" or not norm.compact:
             return MessageResult((), scores, hits, None, role, {})
+        if not hits and (self.bundle is None or all(p < th for p, th in zip(scores.values(), self._th_list))):
+            return MessageResult((), scores, hits, None, role, {})  # the common case: clean
         sources: dict[str, list[str]] = {}
         if self.bundle is not None:
             th = self.bundle.thresholds
@@ -323,8 +338,7 @@ class Scorer:
                 )
         model_labels = [lab for lab in labels if "model" in sources[lab]]
         if model_labels and self.bundle is not None:
-            # One extra onnxruntime call, only for messages the model flagged.
-            for lab, feats in self.bundle.explain(norm, model_labels).items():
+            for lab, feats in self.bundle.explain(norm, model_labels, windows).items():
                 evidence.setdefault(lab, []).extend({"source": "model", **f} for f in feats)
         return MessageResult(labels, scores, hits, severity, role, {k: tuple(v) for k, v in sources.items()},
                              {k: tuple(v) for k, v in evidence.items()})

@@ -10,7 +10,9 @@ the caller's own string.
 
 from __future__ import annotations
 
+import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -88,6 +90,28 @@ def _fold_char(ch: str) -> str:
     return folded
 
 
+class _Fold1(dict):
+    """``str.translate`` table: each character to its one-character fold.
+
+    Characters whose fold is not exactly one character (invisibles, which fold to
+    nothing; compatibility characters that expand, like ㈠ → (一)) map to NUL,
+    which sends the message down the character-by-character path. Entries are
+    computed on first sight; the table stops growing at a bound so that hostile
+    input cannot make it large.
+    """
+
+    def __missing__(self, cp: int) -> str:
+        f = _fold_char(chr(cp))
+        value = f if len(f) == 1 else "\x00"
+        if len(self) < 200_000:
+            self[cp] = value
+        return value
+
+
+_FOLD1 = _Fold1()
+_SEP_RX = re.compile("[" + re.escape("".join(sorted(_SEPARATORS))) + "]")
+
+
 def _t2s(text: str) -> str:
     """Traditional → Simplified, keeping one output character per input character.
 
@@ -127,18 +151,19 @@ class Normalized:
         ``text`` without whitespace and obfuscation separators, with known
         obfuscations canonicalised (威信/vx → 微信, 煞笔/sb → 傻逼, 一三八… → 138…);
         rules and the model read this view.
-    compact_map : tuple[int, ...]
+    compact_map : Sequence[int]
         ``compact_map[i]`` is the index in ``original`` where compact character
         ``i``'s source starts.
-    compact_end : tuple[int, ...]
-        ``compact_end[i]`` is the index in ``original`` just past its source.
+    compact_end : Sequence[int] or None
+        ``compact_end[i]`` is the index in ``original`` just past its source;
+        None when that is always ``compact_map[i] + 1``.
     """
 
     original: str
     text: str
     compact: str
-    compact_map: tuple[int, ...]
-    compact_end: tuple[int, ...] = ()
+    compact_map: Sequence[int]
+    compact_end: Sequence[int] | None = None
 
     def span(self, start: int, end: int) -> tuple[int, int]:
         """Map a ``[start, end)`` span of :attr:`compact` to the original string.
@@ -153,8 +178,9 @@ class Normalized:
         tuple[int, int]
             Half-open span in :attr:`original` covering every source character.
         """
-        ends = self.compact_end or tuple(i + 1 for i in self.compact_map)
-        return self.compact_map[start], ends[end - 1]
+        last = end - 1
+        stop = self.compact_end[last] if self.compact_end is not None else self.compact_map[last] + 1
+        return self.compact_map[start], stop
 
 
 # Obfuscations agents use for contact, abuse and absolute words, mapped to the
@@ -171,12 +197,10 @@ _VARIANTS: dict[str, tuple[str, ...]] = {
 _CN_DIGITS = {c: str(i) for i, cs in enumerate(("零〇o", "一壹幺", "二贰两", "三叁", "四肆", "五伍", "六陆", "七柒", "八捌", "九玖")) for c in cs}
 # Seven or more Chinese numerals in a row spell a phone or account number (一三八零零…);
 # shorter runs are ordinary words (一三五, 三七二十一).
-_CN_RUN = __import__("re").compile("[零〇一壹幺二贰两三叁四肆五伍六陆七柒八捌九玖]{7,}")
+_CN_RUN = re.compile("[零〇一壹幺二贰两三叁四肆五伍六陆七柒八捌九玖]{7,}")
 
 
 def _variant_regex():
-    import re
-
     alts = []
     for canon, variants in _VARIANTS.items():
         for v in variants:
@@ -191,10 +215,23 @@ def _variant_regex():
 
 
 _VARIANT_RX, _VARIANT_CANON = _variant_regex()
+# Characters that can start a variant or a run of Chinese numerals: a message
+# without any of them needs no canonicalisation.
+_MAYBE_VARIANT = re.compile(
+    "[" + re.escape("".join(sorted({k[0] for k in _VARIANT_CANON} | set(_CN_DIGITS)))) + "]"
+)
 
 
-def _canonicalise(chars: str, starts: list[int], ends: list[int]) -> tuple[str, list[int], list[int]]:
-    """Replace known obfuscations in the compact view, carrying the offset maps along."""
+def _canonicalise(
+    chars: str, starts: Sequence[int], ends: Sequence[int] | None
+) -> tuple[str, Sequence[int], Sequence[int] | None]:
+    """Replace known obfuscations in the compact view, carrying the offset maps along.
+
+    ``ends`` None means "each character ends right after its start"; it is only
+    materialised when a replacement changes the length of a stretch.
+    """
+    if _MAYBE_VARIANT.search(chars) is None:  # one cheap scan rules out almost every message
+        return chars, starts, ends
     subs: list[tuple[int, int, str]] = []
     for m in _VARIANT_RX.finditer(chars):
         subs.append((m.start(), m.end(), _VARIANT_CANON[m.group(0)]))
@@ -202,6 +239,8 @@ def _canonicalise(chars: str, starts: list[int], ends: list[int]) -> tuple[str, 
         subs.append((m.start(), m.end(), "".join(_CN_DIGITS[c] for c in m.group(0))))
     if not subs:
         return chars, starts, ends
+    if ends is None:
+        ends = [i + 1 for i in starts]
     subs.sort()
     out: list[str] = []
     o_starts: list[int] = []
@@ -250,6 +289,27 @@ def normalize(text: str) -> Normalized:
     '加.微.信'
     """
     simplified = _t2s(text) if text else text
+    return _normalize_fast(text, simplified) or _normalize_slow(text, simplified)
+
+
+def _normalize_fast(text: str, simplified: str) -> Normalized | None:
+    """Normalise when every character folds to exactly one character; else None."""
+    # Fast path: every character folds to exactly one character (true for almost
+    # all chat text), so one str.translate does the folding and indices carry over.
+    folded = simplified.translate(_FOLD1)
+    if "\x00" not in folded:
+        if _SEP_RX.search(folded) is None:
+            compact, starts = folded, range(len(folded))
+        else:
+            starts = [i for i, c in enumerate(folded) if c not in _SEPARATORS]  # type: ignore[assignment]
+            compact = "".join([folded[i] for i in starts])
+        compact, starts, ends = _canonicalise(compact, starts, None)
+        return Normalized(text, " ".join(folded.split()), compact, starts, ends)
+    return None
+
+
+def _normalize_slow(text: str, simplified: str) -> Normalized:
+    """Character-by-character normalisation: handles folds that drop or expand characters."""
     norm_chars: list[str] = []
     compact_chars: list[str] = []
     compact_map: list[int] = []
@@ -271,8 +331,8 @@ def normalize(text: str) -> Normalized:
                 compact_map.append(i)
     if norm_chars and norm_chars[-1] == " ":
         norm_chars.pop()
-    compact, starts, ends = _canonicalise("".join(compact_chars), compact_map, [i + 1 for i in compact_map])
-    return Normalized(text, "".join(norm_chars), compact, tuple(starts), tuple(ends))
+    compact, starts, ends = _canonicalise("".join(compact_chars), compact_map, None)
+    return Normalized(text, "".join(norm_chars), compact, starts, ends)
 
 
 def _segment(text: str) -> list[str]:
