@@ -90,3 +90,21 @@ def test_explain_highlights_evidence() -> None:
     out = p.stdout.decode()
     assert "[加我微信]" in out or "\x1b[1;31m" in out
     assert "contact:加我微信" in out and "=> off_platform" in out
+
+
+def test_csv_with_bad_bytes_crlf_and_bom_loses_nothing(tmp_path: Path) -> None:
+    src = tmp_path / "chats.csv"
+    src.write_bytes(
+        b"\xef\xbb\xbfid,text\r\n"
+        + "1,好的亲\r\n".encode()
+        + b"2,\xff\xfe\r\n"
+        + '3,"加我微信\r\nabc12345"\r\n'.encode()
+        + "4,退款已处理\r\n".encode()
+    )
+    out = tmp_path / "out.jsonl"
+    p = run("score", "-i", str(src), "-o", str(out))
+    assert p.returncode == 1
+    recs = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [r["line"] for r in recs] == [2, 3, 4, 6]
+    assert "UTF-8" in recs[1]["error"] and "off_platform" in recs[2]["labels"]
+    assert "records: 4, scored: 3, flagged: 1, errors: 1" in p.stderr.decode()

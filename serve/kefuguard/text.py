@@ -26,7 +26,7 @@ __all__ = [
 #: Identifies the normalisation + feature recipe. A bundle records the id it was
 #: trained with; the scorer refuses a bundle whose id differs, because the same
 #: vocabulary would silently mean different features.
-PREPROCESSING_ID = "kg-text-2"
+PREPROCESSING_ID = "kg-text-3"
 
 # Characters that render as nothing (or as a joiner) and are used to split
 # words so that keyword filters miss them: zero-width spaces and joiners,
@@ -149,7 +149,8 @@ class Normalized:
         whitespace runs collapsed to one space.
     compact : str
         ``text`` without whitespace and obfuscation separators, with known
-        obfuscations canonicalised (威信/vx → 微信, 煞笔/sb → 傻逼, 一三八… → 138…);
+        obfuscations canonicalised (威信/vx → 微信, 煞笔/sb → 傻逼, 一三八… → 138…,
+        傻傻傻逼 → 傻逼);
         rules and the model read this view.
     compact_map : Sequence[int]
         ``compact_map[i]`` is the index in ``original`` where compact character
@@ -192,12 +193,16 @@ _VARIANTS: dict[str, tuple[str, ...]] = {
     "qq": ("扣扣", "抠抠", "口口号"),
     "傻逼": ("煞笔", "沙比", "傻比", "煞比", "傻b", "傻x", "傻×", "sb", "shabi", "煞b"),
     "最": ("zui",),
-    "加": ("➕",),
+    "加": ("➕", "jia"),
+    "加微信": ("jiaweixin", "jiavx", "jiawx"),
 }
 _CN_DIGITS = {c: str(i) for i, cs in enumerate(("零〇o", "一壹幺", "二贰两", "三叁", "四肆", "五伍", "六陆", "七柒", "八捌", "九玖")) for c in cs}
 # Seven or more Chinese numerals in a row spell a phone or account number (一三八零零…);
 # shorter runs are ordinary words (一三五, 三七二十一).
 _CN_RUN = re.compile("[零〇一壹幺二贰两三叁四肆五伍六陆七柒八捌九玖]{7,}")
+# Three or more of the same non-digit character stand for one (傻傻傻逼, 加微微微信,
+# 哈哈哈哈); digits are left alone because phone and order numbers repeat them.
+_REPEAT_RX = re.compile(r"([^0-9])\1{2,}")
 
 
 def _variant_regex():
@@ -222,6 +227,31 @@ _MAYBE_VARIANT = re.compile(
 )
 
 
+def _collapse_repeats(
+    chars: str, starts: Sequence[int], ends: Sequence[int] | None
+) -> tuple[str, list[int], list[int]]:
+    """Collapse runs of 3+ identical non-digit characters to one, spanning the whole run."""
+    if ends is None:
+        ends = [i + 1 for i in starts]
+    out: list[str] = []
+    o_starts: list[int] = []
+    o_ends: list[int] = []
+    pos = 0
+    for m in _REPEAT_RX.finditer(chars):
+        a, b = m.span()
+        out.append(chars[pos:a])
+        o_starts.extend(starts[pos:a])
+        o_ends.extend(ends[pos:a])
+        out.append(chars[a])
+        o_starts.append(starts[a])
+        o_ends.append(ends[b - 1])
+        pos = b
+    out.append(chars[pos:])
+    o_starts.extend(starts[pos:])
+    o_ends.extend(ends[pos:])
+    return "".join(out), o_starts, o_ends
+
+
 def _canonicalise(
     chars: str, starts: Sequence[int], ends: Sequence[int] | None
 ) -> tuple[str, Sequence[int], Sequence[int] | None]:
@@ -230,6 +260,8 @@ def _canonicalise(
     ``ends`` None means "each character ends right after its start"; it is only
     materialised when a replacement changes the length of a stretch.
     """
+    if _REPEAT_RX.search(chars) is not None:
+        chars, starts, ends = _collapse_repeats(chars, starts, ends)
     if _MAYBE_VARIANT.search(chars) is None:  # one cheap scan rules out almost every message
         return chars, starts, ends
     subs: list[tuple[int, int, str]] = []
