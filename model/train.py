@@ -7,10 +7,11 @@ Usage::
 
 Steps (each reported as it runs): load and validate the shipped corpus (unless
 ``--no-base``) and every ``--data`` file; split by a stable hash of the group id
-(train 70 / dev 15 / test 15); fit tf-idf features (word 1–2-grams from rjieba
-and character 1–3-grams, see :func:`kefuguard.text.model_tokens`) and one
-logistic regression per label; calibrate each label with Platt scaling on
-5-fold out-of-fold scores of the training split; choose thresholds on the dev
+(train 70 / dev 15 / test 15); add obfuscated variants of training positives
+(:mod:`model.augment`); fit tf-idf features (word 1–2-grams from rjieba and
+character 1–3-grams, see :func:`kefuguard.text.model_tokens`) and one logistic
+regression per label, hard negatives weighted 2x; calibrate each label with Platt scaling on
+5-fold (by group) out-of-fold scores of the training split; choose thresholds on the dev
 split; export a sparse ONNX graph, check it against the trained model on the
 held-out splits (refusing beyond |Δp| 1e-4); evaluate on the test split; write
 ``model.onnx``, ``vocab.json``, ``bundle.json`` and ``metrics.json``.
@@ -44,6 +45,7 @@ from kefuguard.bundle import BUNDLE_SCHEMA, file_sha256
 from kefuguard.labels import LABELS
 from kefuguard.text import PREPROCESSING_ID, model_tokens, normalize
 
+from .augment import augment
 from .data import Example, load_corpus, load_file
 from .export import PARITY_TOLERANCE, build_graph
 
@@ -102,17 +104,27 @@ def _platt(scores: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(lr.coef_[0, 0]), float(lr.intercept_[0])
 
 
-def fit(train: list[Example], *, C: float = 8.0, seed: int = 0, quiet: bool = False) -> TrainedModel:
+def fit(
+    train: list[Example],
+    *,
+    C: float = 16.0,
+    seed: int = 0,
+    quiet: bool = False,
+    hard_negative_weight: float = 2.0,
+) -> TrainedModel:
     """Fit features and calibrated per-label classifiers on ``train``.
 
     Parameters
     ----------
     train : list[Example]
         Training messages (buyer messages are ignored).
-    C : float, default 8.0
+    C : float, default 16.0
         Inverse regularisation strength of each logistic regression.
     seed : int, default 0
         Seed for the cross-validation folds and the solver.
+    hard_negative_weight : float, default 2.0
+        Sample weight of ``hard_negative`` messages: a wrong flag on text that only
+        looks like a violation is what users notice first.
 
     Returns
     -------
@@ -120,7 +132,6 @@ def fit(train: list[Example], *, C: float = 8.0, seed: int = 0, quiet: bool = Fa
     """
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold
 
     t0 = time.perf_counter()
     toks = _tokens([ex.text for ex in train])
@@ -129,22 +140,28 @@ def fit(train: list[Example], *, C: float = 8.0, seed: int = 0, quiet: bool = Fa
     x = vec.fit_transform(toks)
     _log(f"  vocabulary: {x.shape[1]} features", quiet)
     y = np.array([[lab in ex.labels for lab in LABELS] for ex in train], dtype=int)
+    weight = np.array([hard_negative_weight if ex.subset == "hard_negative" else 1.0 for ex in train])
+    # Out-of-fold calibration folds by a hash of the group (seeded): cheap, stable,
+    # and paraphrases stay in one fold. sklearn's StratifiedGroupKFold took ~90 s here.
+    n_folds = min(5, len({ex.group for ex in train}))
+    fold = np.array([int.from_bytes(hashlib.sha1(f"{seed}:{ex.group}".encode()).digest()[:4], "big") % max(1, n_folds)
+                     for ex in train])
     classifiers, platt = [], []
     for k, lab in enumerate(LABELS):
         yk = y[:, k]
         if yk.min() == yk.max():
             raise ValueError(f"label {lab!r} has {'no' if yk.max() == 0 else 'only'} positive training examples")
         make = lambda: LogisticRegression(C=C, solver="liblinear", random_state=seed, max_iter=1000)  # noqa: E731
-        n_splits = min(5, int(yk.sum()), int((1 - yk).sum()))
-        if n_splits >= 2:
+        if all(yk[fold == f].sum() and (1 - yk[fold == f]).sum() for f in range(n_folds)) and n_folds >= 2:
+            # Folds by group: a paraphrase (or an augmented copy) never scores its twin.
             oof = np.zeros(len(yk))
-            folds = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-            for tr, te in folds.split(x, yk):
-                oof[te] = make().fit(x[tr], yk[tr]).decision_function(x[te])
+            for f in range(n_folds):
+                tr, te = fold != f, fold == f
+                oof[te] = make().fit(x[tr], yk[tr], sample_weight=weight[tr]).decision_function(x[te])
             platt.append(_platt(oof, yk))
         else:  # too few positives to calibrate out of fold: keep the raw logistic output
             platt.append((1.0, 0.0))
-        classifiers.append(make().fit(x, yk))
+        classifiers.append(make().fit(x, yk, sample_weight=weight))
         _log(f"  [{k + 1}/{len(LABELS)}] {lab}: {int(yk.sum())} positives, calibrated a={platt[-1][0]:.2f} c={platt[-1][1]:.2f}", quiet)
     return TrainedModel(vec, classifiers, np.array(platt), LABELS)
 
@@ -199,10 +216,11 @@ def train_bundle(
     examples: list[Example],
     out: str | Path,
     *,
-    C: float = 8.0,
+    C: float = 16.0,
     seed: int = 0,
     quiet: bool = False,
     sources: list[str] | None = None,
+    augment_data: bool = True,
 ) -> dict[str, Any]:
     """Train on ``examples``, export, verify and write a bundle to ``out``.
 
@@ -217,6 +235,8 @@ def train_bundle(
         Suppress progress output on stderr.
     sources : list[str], optional
         Names of the data sources, recorded in ``bundle.json``.
+    augment_data : bool, default True
+        Add obfuscated variants of training positives (see :mod:`model.augment`).
 
     Returns
     -------
@@ -242,7 +262,14 @@ def train_bundle(
             raise ValueError(f"the {s} split is empty: add more labeled messages (splits are 70/15/15 by group)")
     _log(f"[1/5] data: {len(examples)} messages -> train {len(parts['train'])}, dev {len(parts['dev'])}, test {len(parts['test'])}", quiet)
     _log("[2/5] training", quiet)
-    model = fit(parts["train"], C=C, seed=seed, quiet=quiet)
+    train_set = parts["train"]
+    aug_stats = None
+    if augment_data:
+        extra, aug_stats = augment(train_set, seed=seed)
+        train_set = train_set + extra
+        _log(f"  augmentation: {aug_stats['generated']} variants, {aug_stats['redundant']} identical after "
+             f"normalisation, {aug_stats['kept']} added", quiet)
+    model = fit(train_set, C=C, seed=seed, quiet=quiet)
     dev_tokens = _tokens([ex.text for ex in parts["dev"]])
     dev_probs = model.predict_proba(dev_tokens)
     dev_gold = np.array([[lab in ex.labels for lab in LABELS] for ex in parts["dev"]], dtype=int)
@@ -274,7 +301,8 @@ def train_bundle(
             "threshold_policy": f"max dev F1 subject to precision >= {PRECISION_TARGET}, else max F0.5; hints at {HINT_FACTOR} x threshold",
             "preprocessing": PREPROCESSING_ID,
             "sublinear_tf": True,
-            "features": {"vocabulary": len(vocab), "C": C, "seed": seed, "min_df": 2},
+            "features": {"vocabulary": len(vocab), "C": C, "seed": seed, "min_df": 2,
+                         "augmentation": aug_stats},
             "training_data": {"sha256": data_sha, "messages": len(examples), "sources": sources or [],
                               "split_sizes": {s: len(v) for s, v in parts.items()}},
             "versions": _versions(),
@@ -337,7 +365,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--strict", action="store_true", help="stop at the first invalid record instead of skipping")
     parser.add_argument("--out", required=True, help="bundle directory to write")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--C", type=float, default=8.0, help="inverse regularisation (default 8)")
+    parser.add_argument("--C", type=float, default=16.0, help="inverse regularisation (default 16)")
+    parser.add_argument("--no-augment", action="store_true", help="no obfuscation augmentation of training positives")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     args = parser.parse_args(argv)
     if args.no_base and not args.data:
@@ -364,7 +393,8 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"{len(errors)} invalid record(s) skipped", file=sys.stderr)
     try:
-        train_bundle(examples, args.out, C=args.C, seed=args.seed, quiet=args.quiet, sources=sources)
+        train_bundle(examples, args.out, C=args.C, seed=args.seed, quiet=args.quiet, sources=sources,
+                     augment_data=not args.no_augment)
     except (ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

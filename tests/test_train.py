@@ -85,7 +85,7 @@ def test_onnx_matches_sklearn(small_bundle) -> None:
     data, _ = small_bundle
     examples, errors = load_file(data)
     assert not errors
-    model = train_mod.fit(examples, C=8.0, seed=0, quiet=True)
+    model = train_mod.fit(examples, seed=0, quiet=True)
     idf, weights, bias, vocab = model.export_arrays()
     from kefuguard.bundle import Bundle
     from kefuguard.text import normalize
