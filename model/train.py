@@ -345,6 +345,7 @@ def train_bundle(
         (tmp / "bundle.json").write_text(json.dumps(info, ensure_ascii=False, indent=2), encoding="utf-8")
         (tmp / "metrics.json").write_text(json.dumps(metrics, ensure_ascii=False, indent=2), encoding="utf-8")
         _log("[5/5] writing bundle", quiet)
+        tmp.chmod(0o755)  # mkdtemp creates 0700; a bundle is read by other users and packagers
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)

@@ -201,8 +201,9 @@ _CN_DIGITS = {c: str(i) for i, cs in enumerate(("零〇o", "一壹幺", "二贰�
 # shorter runs are ordinary words (一三五, 三七二十一).
 _CN_RUN = re.compile("[零〇一壹幺二贰两三叁四肆五伍六陆七柒八捌九玖]{7,}")
 # Three or more of the same non-digit character stand for one (傻傻傻逼, 加微微微信,
-# 哈哈哈哈); digits are left alone because phone and order numbers repeat them.
-_REPEAT_RX = re.compile(r"([^0-9])\1{2,}")
+# 哈哈哈哈); digits and Chinese numerals are left alone because phone and order
+# numbers repeat them (一三八零零零…).
+_REPEAT_RX = re.compile(r"([^0-9零〇一壹幺二贰两三叁四肆五伍六陆七柒八捌九玖])\1{2,}")
 
 
 def _variant_regex():
