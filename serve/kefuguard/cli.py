@@ -17,6 +17,7 @@ import json
 import sys
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import IO, Any
 
 from ._version import __version__
@@ -86,6 +87,30 @@ class _UsageError(Exception):
     pass
 
 
+@contextmanager
+def _streams(inp: str, out: str) -> Iterator[tuple[IO[bytes], IO[str]]]:
+    """Open the input (binary, '-' for stdin) and output (text, '-' for stdout); close what was opened."""
+    try:
+        fin = sys.stdin.buffer if inp == "-" else open(inp, "rb")
+    except OSError as exc:
+        raise _UsageError(f"cannot open input {inp}: {exc.strerror}") from exc
+    try:
+        fout = sys.stdout if out == "-" else open(out, "w", encoding="utf-8")
+    except OSError as exc:
+        if fin is not sys.stdin.buffer:
+            fin.close()
+        raise _UsageError(f"cannot open output {out}: {exc.strerror}") from exc
+    try:
+        yield fin, fout
+    finally:
+        if fin is not sys.stdin.buffer:
+            fin.close()
+        if fout is not sys.stdout:
+            fout.close()
+        else:
+            fout.flush()
+
+
 class _Progress:
     """A one-line progress counter on stderr, only when stderr is a terminal."""
 
@@ -122,14 +147,11 @@ def _score_file(scorer: Any, args: argparse.Namespace) -> int:
     fmt = args.format
     if fmt == "auto":
         fmt = "csv" if (args.input or "").lower().endswith(".csv") else "jsonl"
-    try:
-        fin = sys.stdin.buffer if args.input == "-" else open(args.input, "rb")
-    except OSError as exc:
-        raise _UsageError(f"cannot open input {args.input}: {exc.strerror}") from exc
-    try:
-        fout = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")
-    except OSError as exc:
-        raise _UsageError(f"cannot open output {args.output}: {exc.strerror}") from exc
+    with _streams(args.input, args.output) as (fin, fout):
+        return _score_stream(scorer, args, fmt, fin, fout)
+
+
+def _score_stream(scorer: Any, args: argparse.Namespace, fmt: str, fin: IO[bytes], fout: IO[str]) -> int:
     records = _records(fin, fmt)
     counts: Counter[str] = Counter()
     total = errors = flagged = 0
@@ -165,12 +187,6 @@ def _score_file(scorer: Any, args: argparse.Namespace) -> int:
         flush()
     finally:
         progress.done()
-        if fin is not sys.stdin.buffer:
-            fin.close()
-        if fout is not sys.stdout:
-            fout.close()
-        else:
-            fout.flush()
     summary = [f"records: {total}, scored: {total - errors}, flagged: {flagged}, errors: {errors}"]
     summary += [f"  {lab}: {counts[lab]}" for lab in LABELS if counts[lab]]
     print("\n".join(summary), file=sys.stderr)
@@ -192,15 +208,10 @@ def _audit(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise _UsageError(str(exc)) from exc
     scorer = Scorer.load(args.bundle, rules=args.rules)
-    try:
-        fin = sys.stdin.buffer if args.input == "-" else open(args.input, "rb")
-        fout = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")
-    except OSError as exc:
-        raise _UsageError(f"cannot open {exc.filename}: {exc.strerror}") from exc
     verdicts: Counter[str] = Counter()
     per_agent: dict[str, Counter[str]] = {}
     total = errors = 0
-    try:
+    with _streams(args.input, args.output) as (fin, fout):
         for lineno, rec, error in iter_jsonl(fin):
             total += 1
             out: dict[str, Any] = {"line": lineno}
@@ -228,13 +239,6 @@ def _audit(args: argparse.Namespace) -> int:
             verdicts[res.verdict] += 1
             if rec.get("agent_id") is not None:
                 per_agent.setdefault(str(rec["agent_id"]), Counter()).update(res.labels)
-    finally:
-        if fin is not sys.stdin.buffer:
-            fin.close()
-        if fout is not sys.stdout:
-            fout.close()
-        else:
-            fout.flush()
     lines = [f"conversations: {total}, audited: {total - errors}, errors: {errors}  (platform {profile.id})",
              "verdict      count"] + [f"{v:<12} {verdicts[v]:>5}" for v in ("pass", "review", "violation")]
     if per_agent:
