@@ -237,3 +237,10 @@ def test_audit_cli_on_fixture(tmp_path: Path) -> None:
     assert "'role'" in recs[5]["error"]
     assert "conversations: 6, audited: 3, errors: 3" in p.stderr
     assert "a01" in p.stderr and "a02" in p.stderr
+
+
+def test_a_single_message_result_names_its_platform_rule(scorer) -> None:
+    r = scorer.score("再啰嗦我找人收拾你")
+    (v,) = [x for x in load_profile("pinduoduo").violations(r) if x["label"] == "abuse"]
+    assert v["severity"] == "critical" and "15天" in v["penalty"] and v["fatal"]
+    assert load_profile("jd").violations(scorer.score("亲，已经帮您催促快递了哦")) == []

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import KefuguardError
-from .labels import ALL_LABELS, SEVERITIES
+from .labels import ALL_LABELS, BASE_SEVERITY, SEVERITIES
 
 __all__ = ["PlatformRule", "Profile", "ProfileError", "load_profile", "available_platforms"]
 
@@ -82,6 +82,39 @@ class Profile:
         if below or rows:
             return (below or rows)[-1 if below else 0]
         raise KeyError(f"profile {self.id!r} has no rule for label {label!r}")
+
+
+    def violations(self, result: Any) -> list[dict[str, Any]]:
+        """The platform rule and penalty for each label a message result carries.
+
+        Parameters
+        ----------
+        result : MessageResult
+            A result from :meth:`kefuguard.Scorer.score`.
+
+        Returns
+        -------
+        list[dict]
+            Per flagged label: ``label``, ``severity``, ``platform_rule``,
+            ``penalty``, ``deduction``, ``fatal``.
+
+        Examples
+        --------
+        >>> from kefuguard import Scorer, load_profile
+        >>> r = Scorer.load().score("加我微信 abc12345 私下转账便宜五十")
+        >>> load_profile("pinduoduo").violations(r)[0]["platform_rule"]
+        '引导站外交易/线下交易'
+        """
+        out = []
+        for lab in result.labels:
+            sev = max((h.severity for h in result.hits if h.label == lab and h.severity),
+                      key=SEVERITIES.index, default=None)
+            base = BASE_SEVERITY[lab]
+            sev = sev if sev is not None and SEVERITIES.index(sev) > SEVERITIES.index(base) else base
+            rule = self.rule_for(lab, sev)
+            out.append({"label": lab, "severity": sev, "platform_rule": rule.rule, "penalty": rule.penalty,
+                        "deduction": rule.deduction, "fatal": rule.fatal})
+        return out
 
 
 def _shipped_dir() -> Path:
