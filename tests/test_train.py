@@ -171,3 +171,20 @@ def test_strict_stops_and_default_skips(tmp_path: Path, capsys) -> None:
     err = capsys.readouterr().err
     assert "ok.csv:" in err and "unknown label(s) ['not_a_label']" in err
     assert not out.exists()
+
+
+def test_rude_tone_threshold_ignores_abusive_messages() -> None:
+    """Insulting messages scored high on rude_tone do not push its threshold up."""
+    k_rude, k_abuse = LABELS.index("rude_tone"), LABELS.index("abuse")
+    n = 300
+    gold = np.zeros((n, len(LABELS)), dtype=int)
+    probs = np.full((n, len(LABELS)), 0.05)
+    gold[:100, k_rude] = 1
+    probs[:100, k_rude] = 0.6  # true rude_tone at 0.6
+    gold[100:200, k_abuse] = 1
+    probs[100:200, k_rude] = 0.7  # abuse messages that also read as rude
+    th = train_mod.choose_thresholds(probs, gold)
+    assert th["rude_tone"] <= 0.6
+    gold2 = gold.copy()
+    gold2[100:200, k_abuse] = 0  # the same scores on acceptable messages must raise it
+    assert train_mod.choose_thresholds(probs, gold2)["rude_tone"] > 0.7 - 1e-9
