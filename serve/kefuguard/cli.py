@@ -127,14 +127,17 @@ class _Progress:
             sys.stderr.write("\n")
 
 
-def _highlight(text: str, hits: list[dict[str, Any]]) -> str:
-    """Render ``text`` with rule-hit spans highlighted (ANSI on a terminal, [..] otherwise)."""
+def _highlight(text: str, spans: list[dict[str, Any]]) -> str:
+    """Render ``text`` with evidence spans highlighted (ANSI on a terminal, [..] otherwise)."""
     tty = sys.stdout.isatty()
-    marks = sorted({(h["start"], h["end"]) for h in hits})
+    merged: list[list[int]] = []
+    for start, end in sorted({(h["start"], h["end"]) for h in spans}):
+        if merged and start <= merged[-1][1]:  # overlapping evidence: one highlight
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
     out, pos = [], 0
-    for start, end in marks:
-        if start < pos:
-            continue
+    for start, end in merged:
         out.append(text[pos:start])
         seg = text[start:end]
         out.append(f"\033[1;31m{seg}\033[0m" if tty else f"[{seg}]")
@@ -278,13 +281,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"kefuguard: error: {exc}", file=sys.stderr)
         return 2
     if args.explain:
-        print(_highlight(args.text, result["hits"]))
+        # Highlight everything that counted: rule hits and the model's top n-grams.
+        spans = list(result["hits"]) + [ev for items in result["evidence"].values() for ev in items]
+        print(_highlight(args.text, spans))
         for h in result["hits"]:
             print(f"  {h['label']:<20} {h['action']:<5} {h['rule_id']}  [{h['start']}:{h['end']}] {h['text']!r}")
         for lab in result["labels"]:
             src = "+".join(result["sources"].get(lab, []))
             p = result["scores"].get(lab)
             print(f"=> {lab} (by {src}" + (f", p={p:.2f})" if p is not None else ")"))
+            feats = [ev for ev in result["evidence"].get(lab, []) if ev["source"] == "model"]
+            for ev in feats:
+                print(f"     model n-gram {ev['feature']!r} weight {ev['weight']:+.2f}  [{ev['start']}:{ev['end']}] {ev['text']!r}")
         if not result["labels"]:
             print("=> no labels")
     else:
