@@ -88,7 +88,7 @@ def test_csv_without_text_column_is_a_usage_error(tmp_path: Path) -> None:
 def test_explain_highlights_evidence() -> None:
     p = run("score", "--explain", "加我微信 abc12345")
     out = p.stdout.decode()
-    assert "[加我微信]" in out or "\x1b[1;31m" in out
+    assert "[加我微信 abc12345]" in out or "\x1b[1;31m" in out  # overlapping evidence merged
     assert "contact:加我微信" in out and "=> off_platform" in out
 
 
