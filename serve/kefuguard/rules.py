@@ -339,6 +339,9 @@ class RuleSet:
                 ):
                     continue
                 found.append((start, end_idx + 1, term))
+        patterns = self._patterns if self._any_pattern is None or self._any_pattern.search(s) else ()
+        if not found and not patterns:
+            return []  # the common case: nothing to resolve
         # Longest first, then leftmost: greedy selection of non-overlapping matches.
         found.sort(key=lambda m: (m[0] - m[1], m[0]))
         taken = bytearray(len(s))
@@ -355,7 +358,6 @@ class RuleSet:
             ):
                 action = "hint"
             hits.append(self._hit(norm, term.label, term.rule_id, start, end, action, term.severity))
-        patterns = self._patterns if self._any_pattern is None or self._any_pattern.search(s) else ()
         for p in patterns:
             for m in p.regex.finditer(s):
                 if m.end() == m.start():

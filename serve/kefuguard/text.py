@@ -221,11 +221,9 @@ def _variant_regex():
 
 
 _VARIANT_RX, _VARIANT_CANON = _variant_regex()
-# Characters that can start a variant or a run of Chinese numerals: a message
-# without any of them needs no canonicalisation.
-_MAYBE_VARIANT = re.compile(
-    "[" + re.escape("".join(sorted({k[0] for k in _VARIANT_CANON} | set(_CN_DIGITS)))) + "]"
-)
+# Characters that can start a variant: a message without any of them needs no
+# variant scan (Chinese numerals are checked by their own run pattern).
+_MAYBE_VARIANT = re.compile("[" + re.escape("".join(sorted({k[0] for k in _VARIANT_CANON}))) + "]")
 
 
 def _collapse_repeats(
@@ -263,11 +261,10 @@ def _canonicalise(
     """
     if _REPEAT_RX.search(chars) is not None:
         chars, starts, ends = _collapse_repeats(chars, starts, ends)
-    if _MAYBE_VARIANT.search(chars) is None:  # one cheap scan rules out almost every message
-        return chars, starts, ends
     subs: list[tuple[int, int, str]] = []
-    for m in _VARIANT_RX.finditer(chars):
-        subs.append((m.start(), m.end(), _VARIANT_CANON[m.group(0)]))
+    if _MAYBE_VARIANT.search(chars) is not None:  # one cheap scan rules out almost every message
+        for m in _VARIANT_RX.finditer(chars):
+            subs.append((m.start(), m.end(), _VARIANT_CANON[m.group(0)]))
     for m in _CN_RUN.finditer(chars):
         subs.append((m.start(), m.end(), "".join(_CN_DIGITS[c] for c in m.group(0))))
     if not subs:
