@@ -427,20 +427,19 @@ class Bundle:
         if not labels or not windows or self._tokens is None:
             return {}
         out: dict[str, list[dict[str, Any]]] = {}
+        shaped = _shape(norm.compact)
         for lab in labels:
             k = self.labels.index(lab)
-            _, ids, contrib = max(windows, key=lambda w: float(w[0][k]))
-            order = np.argsort(-contrib[:, k], kind="stable")[:top]
-            feats = [(self._tokens[int(ids[j])], float(contrib[j, k])) for j in order if contrib[j, k] > 0]
-            out[lab] = _locate(norm, feats)
+            _, ids, contrib = windows[0] if len(windows) == 1 else max(windows, key=lambda w: float(w[0][k]))
+            col = contrib[:, k].tolist()
+            order = sorted(range(len(col)), key=col.__getitem__, reverse=True)[:top]
+            feats = [(self._tokens[int(ids[j])], col[j]) for j in order if col[j] > 0]
+            out[lab] = _locate(norm, shaped, feats)
         return out
 
 
-def _locate(norm: Normalized, features: list[tuple[str, float]]) -> list[dict[str, Any]]:
+def _locate(norm: Normalized, shaped: str, features: list[tuple[str, float]]) -> list[dict[str, Any]]:
     """Map feature tokens (``w:``, ``b:a|b``, ``c:``) to spans of the original text."""
-    from .text import _shape
-
-    shaped = _shape(norm.compact)
     items: list[dict[str, Any]] = []
     for feat, weight in features:
         kind, _, body = feat.partition(":")
