@@ -298,18 +298,23 @@ class Bundle:
     def _char_table(self) -> "_IntTable":
         cached = self.__dict__.get("_char_table_cache")
         if cached is None:
+            # Built at the first score, so vectorised: n-grams of one length are
+            # encoded together and packed 21 bits a code point.
             keys, ids = [], []
-            for tok, i in self._vocab.items():
-                if tok.startswith("c:") and 2 <= len(tok) - 2 <= 3:
-                    k = 0
-                    for ch in tok[2:]:
-                        k = (k << 21) | ord(ch)
-                    keys.append(k)
-                    ids.append(i)
-                elif tok.startswith("c:") and len(tok) == 3 and ord(tok[2]) >= 0x10000:
-                    keys.append(ord(tok[2]))  # unigrams outside the BMP table
-                    ids.append(i)
-            cached = _IntTable(np.asarray(keys, dtype=np.int64), np.asarray(ids, dtype=np.int64))
+            for n in (1, 2, 3):
+                pairs = [(tok[2:], i) for tok, i in self._vocab.items() if tok.startswith("c:") and len(tok) == n + 2]
+                if not pairs:
+                    continue
+                cps = np.frombuffer("".join(b for b, _ in pairs).encode("utf-32-le"), dtype=np.uint32)
+                cps = cps.astype(np.int64).reshape(-1, n)
+                k = cps[:, 0]
+                for j in range(1, n):
+                    k = (k << 21) | cps[:, j]
+                sel = k >= 0x10000 if n == 1 else np.ones(len(k), dtype=bool)  # BMP unigrams use the table
+                keys.append(k[sel])
+                ids.append(np.fromiter((i for _, i in pairs), dtype=np.int64, count=len(pairs))[sel])
+            cached = _IntTable(np.concatenate(keys) if keys else np.zeros(0, dtype=np.int64),
+                               np.concatenate(ids) if ids else np.zeros(0, dtype=np.int64))
             object.__setattr__(self, "_char_table_cache", cached)  # frozen dataclass: cache once
         return cached
 
@@ -468,13 +473,21 @@ class _IntTable:
         size = 1 << max(4, int(2 * max(1, len(keys)) - 1).bit_length())  # power of two >= 2n
         self.mask = size - 1
         self.keys = np.full(size, -1, dtype=np.int64)  # keys are >= 0, so -1 marks empty
-        self.ids = np.full(size, -1, dtype=np.int64)
+        self.ids = np.full(size, -1, dtype=np.int32)  # vocabulary ids fit; halves the table
+        # Vectorised insertion (it runs at cold start): each round, every pending key
+        # whose slot is free and not wanted by an earlier pending key takes it; the
+        # rest move one slot on. Same table as inserting one by one in key order.
         slot = self._hash(keys)
-        for k, i, h in zip(keys.tolist(), ids.tolist(), slot.tolist()):
-            while self.keys[h] != -1:
-                h = (h + 1) & self.mask
-            self.keys[h] = k
-            self.ids[h] = i
+        pending = np.arange(len(keys))
+        while len(pending):
+            free = self.keys[slot] == -1
+            first = np.zeros(len(pending), dtype=bool)
+            _, first_idx = np.unique(slot, return_index=True)
+            first[first_idx] = True
+            take = free & first
+            self.keys[slot[take]] = keys[pending[take]]
+            self.ids[slot[take]] = ids[pending[take]]
+            pending, slot = pending[~take], (slot[~take] + 1) & self.mask
 
     def _hash(self, q: np.ndarray) -> np.ndarray:
         # Fibonacci hashing; the multiply wraps modulo 2**64 on purpose.
