@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections import Counter
 from dataclasses import dataclass
 from importlib import resources
@@ -149,18 +148,17 @@ class Bundle:
         return cls(d, info, labels, thresholds, hint, session, vocab, bool(info.get("sublinear_tf", True)),
                    vocab_list)
 
-    def _windows(self, norm: Normalized) -> list[list[str]]:
+    @staticmethod
+    def _window_texts(norm: Normalized) -> list[str]:
+        """The compact view cut into overlapping windows of at most WINDOW characters."""
         s = norm.compact
         if len(s) <= WINDOW:
-            return [model_tokens(norm)]
+            return [s]
         step = WINDOW - WINDOW_OVERLAP
         starts = list(range(0, len(s) - WINDOW_OVERLAP, step))
         if len(starts) > MAX_WINDOWS:
             starts = starts[: MAX_WINDOWS // 2] + starts[-MAX_WINDOWS // 2 :]
-        return [
-            model_tokens(Normalized("", "", s[a : a + WINDOW], norm.compact_map[a : a + WINDOW]))
-            for a in starts
-        ]
+        return [s[a : a + WINDOW] for a in starts]
 
     def predict(self, norms: list[Normalized], *, reference: bool = False) -> np.ndarray:
         return self.predict_explainable(norms, reference=reference)[0]
@@ -200,9 +198,10 @@ class Bundle:
                          else self._fast_csr(shaped))
             owner.extend(short)
         for i in long_:
-            windows = self._windows(norms[i])
-            parts.append(self._reference_csr(windows))
-            owner.extend([i] * len(windows))
+            texts = self._window_texts(norms[i])
+            parts.append(self._reference_csr([model_tokens(Normalized("", "", t, ())) for t in texts]) if reference
+                         else self._fast_csr([_shape(t) for t in texts]))
+            owner.extend([i] * len(texts))
         if not parts:
             return np.zeros((0, len(self.labels)), dtype=np.float32), []
         probs, contribs = self._run(*_concat_csr(parts))
@@ -270,7 +269,7 @@ class Bundle:
         same2 = same1[:-1] & same1[1:]
         # Unigrams of the Basic Multilingual Plane: a direct table, no search.
         table = self._bmp_unigrams
-        uni = ~np.isin(cps, self._punct_cps)
+        uni = ~np.isin(cps, _PUNCT_CPS)
         bmp = uni & (cps < 0x10000)
         u_ids = table[cps[bmp]]
         u_hit = u_ids >= 0
@@ -352,10 +351,6 @@ class Bundle:
             cached = _IntTable(np.asarray(keys, dtype=np.int64), np.asarray(ids, dtype=np.int64))
             object.__setattr__(self, "_bigram_table_cache", cached)
         return cached
-
-    @property
-    def _punct_cps(self) -> np.ndarray:
-        return _PUNCT_CPS
 
     def _run(
         self, indptr: np.ndarray, ids: np.ndarray, tf: np.ndarray

@@ -215,7 +215,7 @@ def _harassment(msgs: list[dict[str, Any]], times: list[datetime | None], cfg: H
     return evidence
 
 
-_QUOTE_CUES = ("您说", "你说", "您讲", "你讲", "您提到", "你提到", "您反馈", "您说的", "所说")
+_QUOTE_CUES = ("您说", "你说", "您讲", "你讲", "您提到", "你提到", "您反馈", "所说")
 _QUOTES = "'\"‘’“”「」『』"
 
 
