@@ -44,6 +44,13 @@ def test_six_messages_in_ten_minutes_is_a_burst(scorer) -> None:
     assert r.verdict == "violation"
 
 
+def test_a_long_burst_is_one_piece_of_evidence(scorer) -> None:
+    msgs = [agent(f"亲，在吗{i}", iso(10, i)) for i in range(12)]  # 12 messages over 11 minutes
+    r = scorer.score_conversation(msgs)
+    (ev,) = r.harassment_evidence
+    assert ev["messages"] == list(range(12)) and ev["count"] == 12
+
+
 def test_six_messages_spread_over_more_than_the_window_is_not_a_burst(scorer) -> None:
     msgs = [agent(f"亲，您看下这款{i}", iso(10, 2 * i + (1 if i == 5 else 0))) for i in range(6)]  # 11 min
     assert not scorer.score_conversation(msgs).harassment

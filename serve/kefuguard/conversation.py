@@ -174,8 +174,17 @@ def _harassment(msgs: list[dict[str, Any]], times: list[datetime | None], cfg: H
             while (times[timed[hi]] - times[timed[lo]]).total_seconds() > cfg.burst_window:  # type: ignore[operator]
                 lo += 1
             window = timed[lo : hi + 1]
-            if len(window) > cfg.burst_messages and window[0] not in reported:
-                # extend to the whole burst inside this run for the evidence
+            if len(window) <= cfg.burst_messages:
+                continue
+            if evidence and evidence[-1]["kind"] == "burst" and window[0] in reported:
+                # the same burst goes on: grow its evidence instead of repeating it
+                last = evidence[-1]
+                last["messages"] = sorted(set(last["messages"]) | set(window))
+                last["count"] = len(last["messages"])
+                last["last"] = times[window[-1]].isoformat()  # type: ignore[union-attr]
+                last["reason"] = f"{last['count']} agent messages with no buyer reply, more than {cfg.burst_messages} within {cfg.burst_window:.0f}s"
+                reported.update(window)
+            elif window[0] not in reported:
                 reported.update(window)
                 evidence.append({
                     "kind": "burst",
