@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from .bundle import Bundle
 from .labels import BASE_SEVERITY, LABELS, severity_rank
 from .rules import RuleHit, RuleSet
@@ -127,7 +129,9 @@ class Scorer:
         self.rules = rules
         self.mode = mode
         # thresholds in the bundle's label order, for the clean-message shortcut
-        self._th_list = [bundle.thresholds[lab] for lab in bundle.labels] if bundle is not None else []
+        self._th_array = (
+            np.array([bundle.thresholds[lab] for lab in bundle.labels], dtype=np.float64) if bundle is not None else None
+        )
 
     @classmethod
     def load(
@@ -292,20 +296,29 @@ class Scorer:
             probs, windows = self.bundle.predict_explainable(norms)
             labels = self.bundle.labels
             all_scores = [dict(zip(labels, row.tolist())) for row in probs]
+            # which messages the model flags at all, decided for the whole batch at once
+            model_any = (probs >= self._th_array).any(axis=1).tolist()
         else:
             windows, all_scores = [[] for _ in norms], [{} for _ in norms]
+            model_any = [False] * len(norms)
         match = self.rules.match if self.rules is not None else None
         return [
-            self._decide(norm, scores, tuple(match(norm)) if match else (), role, win)
-            for norm, scores, win in zip(norms, all_scores, windows)
+            self._decide(norm, scores, tuple(match(norm)) if match else (), role, win, any_model)
+            for norm, scores, win, any_model in zip(norms, all_scores, windows, model_any)
         ]
 
     def _decide(
-        self, norm: Normalized, scores: dict[str, float], hits: tuple[RuleHit, ...], role: str, windows: list
+        self,
+        norm: Normalized,
+        scores: dict[str, float],
+        hits: tuple[RuleHit, ...],
+        role: str,
+        windows: list,
+        model_any: bool,
     ) -> MessageResult:
         if role == "buyer" or not norm.compact:
             return MessageResult((), scores, hits, None, role, {})
-        if not hits and (self.bundle is None or all(p < th for p, th in zip(scores.values(), self._th_list))):
+        if not hits and not model_any:
             return MessageResult((), scores, hits, None, role, {})  # the common case: clean
         sources: dict[str, list[str]] = {}
         if self.bundle is not None:

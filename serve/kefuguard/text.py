@@ -224,6 +224,9 @@ _VARIANT_RX, _VARIANT_CANON = _variant_regex()
 # Characters that can start a variant: a message without any of them needs no
 # variant scan (Chinese numerals are checked by their own run pattern).
 _MAYBE_VARIANT = re.compile("[" + re.escape("".join(sorted({k[0] for k in _VARIANT_CANON}))) + "]")
+# Anything canonicalisation could touch: a variant's first character, a numeral
+# run, or a repeated character.
+_ANY_CANON = re.compile(f"{_MAYBE_VARIANT.pattern}|{_CN_RUN.pattern}|{_REPEAT_RX.pattern}")
 
 
 def _collapse_repeats(
@@ -259,6 +262,8 @@ def _canonicalise(
     ``ends`` None means "each character ends right after its start"; it is only
     materialised when a replacement changes the length of a stretch.
     """
+    if _ANY_CANON.search(chars) is None:  # one scan rules out almost every message
+        return chars, starts, ends
     if _REPEAT_RX.search(chars) is not None:
         chars, starts, ends = _collapse_repeats(chars, starts, ends)
     subs: list[tuple[int, int, str]] = []
