@@ -26,6 +26,7 @@ from typing import Any
 
 from .errors import KefuguardError
 from .labels import ALL_LABELS, BASE_SEVERITY, SEVERITIES
+from .rules import _lines
 
 __all__ = ["PlatformRule", "Profile", "ProfileError", "load_profile", "available_platforms"]
 
@@ -127,22 +128,12 @@ def available_platforms() -> tuple[str, ...]:
 
 
 def _parse(path: Path, base: Profile | None = None) -> Profile:
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ProfileError(f"{path}: cannot read profile: {exc.strerror}") from exc
     pid = name = None
     pass_at = base.pass_at if base else None
     violation_below = base.violation_below if base else None
     rules: dict[tuple[str, str], PlatformRule] = dict(base.rules) if base else {}
-    for lineno, bline in enumerate(raw.split(b"\n"), 1):
+    for lineno, line in _lines(path, ProfileError, "profile"):
         where = f"{path}:{lineno}"
-        try:
-            line = bline.decode("utf-8").rstrip("\r").lstrip("\ufeff")
-        except UnicodeDecodeError as exc:
-            raise ProfileError(f"{where}: not valid UTF-8 ({exc.reason})") from exc
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
         f = [x.strip() for x in line.split("\t")]
         kind = f[0]
         if kind == "platform":

@@ -139,16 +139,21 @@ def _check_common(path: Path, lineno: int, label: str, action: str, severity: st
     return None if severity == "-" else severity
 
 
-def _lines(path: Path):
+def _lines(path: Path, error: type[Exception] = RulesError, what: str = "rule file"):
+    """Yield ``(lineno, line)`` of a hand-edited data file, skipping blanks and ``#`` comments.
+
+    Shared by rule files and platform profiles; ``error`` is raised with
+    ``file:line`` for an unreadable file or undecodable line.
+    """
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise RulesError(f"{path}: cannot read rule file: {exc}") from exc
+        raise error(f"{path}: cannot read {what}: {exc.strerror}") from exc
     for lineno, bline in enumerate(raw.split(b"\n"), 1):
         try:
             line = bline.decode("utf-8").rstrip("\r")
         except UnicodeDecodeError as exc:
-            raise RulesError(f"{path}:{lineno}: not valid UTF-8 ({exc.reason})") from exc
+            raise error(f"{path}:{lineno}: not valid UTF-8 ({exc.reason})") from exc
         if lineno == 1:
             line = line.lstrip("\ufeff")
         if line.strip() and not line.lstrip().startswith("#"):

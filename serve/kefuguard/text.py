@@ -229,24 +229,34 @@ _MAYBE_VARIANT = re.compile("[" + re.escape("".join(sorted({k[0] for k in _VARIA
 _ANY_CANON = re.compile(f"{_MAYBE_VARIANT.pattern}|{_CN_RUN.pattern}|{_REPEAT_RX.pattern}")
 
 
-def _collapse_repeats(
-    chars: str, starts: Sequence[int], ends: Sequence[int] | None
+def _replace_spans(
+    chars: str, starts: Sequence[int], ends: Sequence[int] | None, subs: list[tuple[int, int, str]]
 ) -> tuple[str, list[int], list[int]]:
-    """Collapse runs of 3+ identical non-digit characters to one, spanning the whole run."""
+    """Replace ``chars[a:b]`` by ``rep`` for each sorted ``(a, b, rep)``, carrying the offset maps.
+
+    A replacement of the same length keeps the per-character map; otherwise every
+    new character spans the whole replaced stretch. Overlapping matches: the
+    earlier one wins.
+    """
     if ends is None:
         ends = [i + 1 for i in starts]
     out: list[str] = []
     o_starts: list[int] = []
     o_ends: list[int] = []
     pos = 0
-    for m in _REPEAT_RX.finditer(chars):
-        a, b = m.span()
+    for a, b, rep in subs:
+        if a < pos:
+            continue
         out.append(chars[pos:a])
         o_starts.extend(starts[pos:a])
         o_ends.extend(ends[pos:a])
-        out.append(chars[a])
-        o_starts.append(starts[a])
-        o_ends.append(ends[b - 1])
+        if len(rep) == b - a:
+            o_starts.extend(starts[a:b])
+            o_ends.extend(ends[a:b])
+        else:
+            o_starts.extend([starts[a]] * len(rep))
+            o_ends.extend([ends[b - 1]] * len(rep))
+        out.append(rep)
         pos = b
     out.append(chars[pos:])
     o_starts.extend(starts[pos:])
@@ -260,45 +270,24 @@ def _canonicalise(
     """Replace known obfuscations in the compact view, carrying the offset maps along.
 
     ``ends`` None means "each character ends right after its start"; it is only
-    materialised when a replacement changes the length of a stretch.
+    materialised when a replacement changes the length of a stretch. Repeated
+    characters collapse first, so that variants are found in the collapsed text.
     """
     if _ANY_CANON.search(chars) is None:  # one scan rules out almost every message
         return chars, starts, ends
-    if _REPEAT_RX.search(chars) is not None:
-        chars, starts, ends = _collapse_repeats(chars, starts, ends)
+    repeats = [(m.start(), m.end(), chars[m.start()]) for m in _REPEAT_RX.finditer(chars)]
+    if repeats:
+        chars, starts, ends = _replace_spans(chars, starts, ends, repeats)
     subs: list[tuple[int, int, str]] = []
-    if _MAYBE_VARIANT.search(chars) is not None:  # one cheap scan rules out almost every message
+    if _MAYBE_VARIANT.search(chars) is not None:
         for m in _VARIANT_RX.finditer(chars):
             subs.append((m.start(), m.end(), _VARIANT_CANON[m.group(0)]))
     for m in _CN_RUN.finditer(chars):
         subs.append((m.start(), m.end(), "".join(_CN_DIGITS[c] for c in m.group(0))))
     if not subs:
         return chars, starts, ends
-    if ends is None:
-        ends = [i + 1 for i in starts]
     subs.sort()
-    out: list[str] = []
-    o_starts: list[int] = []
-    o_ends: list[int] = []
-    pos = 0
-    for a, b, rep in subs:
-        if a < pos:  # overlapping matches: the earlier one wins
-            continue
-        out.append(chars[pos:a])
-        o_starts.extend(starts[pos:a])
-        o_ends.extend(ends[pos:a])
-        if len(rep) == b - a:  # same length: keep the per-character map
-            o_starts.extend(starts[a:b])
-            o_ends.extend(ends[a:b])
-        else:
-            o_starts.extend([starts[a]] * len(rep))
-            o_ends.extend([ends[b - 1]] * len(rep))
-        out.append(rep)
-        pos = b
-    out.append(chars[pos:])
-    o_starts.extend(starts[pos:])
-    o_ends.extend(ends[pos:])
-    return "".join(out), o_starts, o_ends
+    return _replace_spans(chars, starts, ends, subs)
 
 
 def normalize(text: str) -> Normalized:
