@@ -12,13 +12,15 @@ Steps (each reported as it runs): load and validate the shipped corpus (unless
 character 1–3-grams, see :func:`kefuguard.text.model_tokens`) and one logistic
 regression per label, hard negatives weighted 2x; calibrate each label with Platt scaling on
 5-fold (by group) out-of-fold scores of the training split; choose thresholds on the dev
-split; export a sparse ONNX graph, check it against the trained model on the
+split together with those out-of-fold scores; export a sparse ONNX graph, check it against the trained model on the
 held-out splits (refusing beyond |Δp| 1e-4); evaluate on the test split; write
 ``model.onnx``, ``vocab.json``, ``bundle.json`` and ``metrics.json``.
 
 Threshold policy: for each label, the lowest threshold on a 0.01 grid in
-[0.20, 0.95] that maximises F1 among thresholds whose dev precision is at least
-0.90; if none reaches 0.90, the one maximising F0.5 (precision weighted).
+[0.20, 0.95] that maximises F1 among thresholds whose precision is at least 0.90
+on the dev split plus the out-of-fold scores of the (unaugmented) training split;
+if none reaches 0.90, the one maximising F0.5 (precision weighted). The test
+split never takes part.
 For rude_tone, messages labelled abuse (rudeness with insults) are left out of
 that choice (:data:`SUBSUMED_BY`). Hint thresholds (rule hints confirmed by the
 model in hybrid mode) are half the label threshold.
@@ -77,6 +79,9 @@ class TrainedModel:
     classifiers: list[Any]
     platt: np.ndarray  # [K, 2]: a, c with p = sigmoid(a * decision + c)
     labels: tuple[str, ...]
+    #: Calibrated out-of-fold probabilities of the training messages [N, K], or
+    #: None when some label had too few positives to score out of fold.
+    oof_probs: np.ndarray | None = None
 
     def decision(self, tokens: list[list[str]]) -> np.ndarray:
         x = self.vectorizer.transform(tokens)
@@ -148,6 +153,7 @@ def fit(
     fold = np.array([int.from_bytes(hashlib.sha1(f"{seed}:{ex.group}".encode()).digest()[:4], "big") % max(1, n_folds)
                      for ex in train])
     classifiers, platt = [], []
+    oof_probs: np.ndarray | None = np.zeros(y.shape)
     for k, lab in enumerate(LABELS):
         yk = y[:, k]
         if yk.min() == yk.max():
@@ -160,11 +166,14 @@ def fit(
                 tr, te = fold != f, fold == f
                 oof[te] = make().fit(x[tr], yk[tr], sample_weight=weight[tr]).decision_function(x[te])
             platt.append(_platt(oof, yk))
+            if oof_probs is not None:
+                oof_probs[:, k] = 1.0 / (1.0 + np.exp(-(oof * platt[-1][0] + platt[-1][1])))
         else:  # too few positives to calibrate out of fold: keep the raw logistic output
             platt.append((1.0, 0.0))
+            oof_probs = None
         classifiers.append(make().fit(x, yk, sample_weight=weight))
         _log(f"  [{k + 1}/{len(LABELS)}] {lab}: {int(yk.sum())} positives, calibrated a={platt[-1][0]:.2f} c={platt[-1][1]:.2f}", quiet)
-    return TrainedModel(vec, classifiers, np.array(platt), LABELS)
+    return TrainedModel(vec, classifiers, np.array(platt), LABELS, oof_probs)
 
 
 #: When choosing a label's threshold, messages carrying the key's "stronger"
@@ -286,7 +295,19 @@ def train_bundle(
     dev_tokens = _tokens([ex.text for ex in parts["dev"]])
     dev_probs = model.predict_proba(dev_tokens)
     dev_gold = np.array([[lab in ex.labels for lab in LABELS] for ex in parts["dev"]], dtype=int)
-    thresholds = choose_thresholds(dev_probs, dev_gold)
+    if model.oof_probs is not None:
+        # Thresholds from dev plus the training split's out-of-fold scores: five
+        # times the messages, so a label's cut-off no longer hangs on a dozen dev
+        # examples (on two halves of dev this gained ~0.008 macro-F1 on the other
+        # half). Augmented copies are left out: they would count one message twice.
+        n_real = len(parts["train"])  # train_set is the originals, then their variants
+        pool_probs = np.vstack([dev_probs, model.oof_probs[:n_real]])
+        pool_gold = np.vstack([dev_gold, np.array([[lab in ex.labels for lab in LABELS] for ex in parts["train"]], dtype=int)])
+        threshold_data = f"dev ({len(dev_gold)}) + out-of-fold train ({n_real})"
+    else:
+        pool_probs, pool_gold, threshold_data = dev_probs, dev_gold, f"dev ({len(dev_gold)})"
+    thresholds = choose_thresholds(pool_probs, pool_gold)
+    _log(f"  thresholds chosen on {threshold_data}", quiet)
     _log("  thresholds: " + ", ".join(f"{k}={v:.2f}" for k, v in thresholds.items()), quiet)
 
     _log("[3/5] exporting ONNX", quiet)
@@ -311,7 +332,8 @@ def train_bundle(
             "labels": list(LABELS),
             "thresholds": thresholds,
             "hint_thresholds": {k: round(v * HINT_FACTOR, 4) for k, v in thresholds.items()},
-            "threshold_policy": f"max dev F1 subject to precision >= {PRECISION_TARGET}, else max F0.5; hints at {HINT_FACTOR} x threshold",
+            "threshold_policy": f"max F1 subject to precision >= {PRECISION_TARGET}, else max F0.5, on {threshold_data}; "
+                                f"hints at {HINT_FACTOR} x threshold",
             "preprocessing": PREPROCESSING_ID,
             "sublinear_tf": True,
             "features": {"vocabulary": len(vocab), "C": C, "seed": seed, "min_df": 2,
