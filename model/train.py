@@ -117,6 +117,7 @@ def fit(
     seed: int = 0,
     quiet: bool = False,
     hard_negative_weight: float = 2.0,
+    min_df: int = 2,
 ) -> TrainedModel:
     """Fit features and calibrated per-label classifiers on ``train``.
 
@@ -131,6 +132,8 @@ def fit(
     hard_negative_weight : float, default 2.0
         Sample weight of ``hard_negative`` messages: a wrong flag on text that only
         looks like a violation is what users notice first.
+    min_df : int, default 2
+        Keep features seen in at least this many training messages.
 
     Returns
     -------
@@ -142,7 +145,7 @@ def fit(
     t0 = time.perf_counter()
     toks = _tokens([ex.text for ex in train])
     _log(f"  tokenised {len(toks)} training messages in {time.perf_counter() - t0:.1f}s", quiet)
-    vec = TfidfVectorizer(analyzer=_identity, sublinear_tf=True, min_df=2, norm="l2", smooth_idf=True)
+    vec = TfidfVectorizer(analyzer=_identity, sublinear_tf=True, min_df=min_df, norm="l2", smooth_idf=True)
     x = vec.fit_transform(toks)
     _log(f"  vocabulary: {x.shape[1]} features", quiet)
     y = np.array([[lab in ex.labels for lab in LABELS] for ex in train], dtype=int)

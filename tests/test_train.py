@@ -96,7 +96,7 @@ def test_onnx_matches_sklearn(small_bundle) -> None:
     ref = model.predict_proba(train_mod._tokens(texts))
     import onnxruntime as ort
 
-    b = Bundle(Path("."), {}, LABELS, {}, {}, ort.InferenceSession(graph), {t: i for i, t in enumerate(vocab)}, True)
+    b = Bundle(Path("."), {}, LABELS, {}, {}, ort.InferenceSession(graph), list(vocab), True)
     got = b.predict([normalize(t) for t in texts[:-1]])
     assert np.max(np.abs(ref[:-1] - got)) < 1e-5
 

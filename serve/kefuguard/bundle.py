@@ -15,7 +15,7 @@ from collections import Counter
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -76,9 +76,15 @@ class Bundle:
     thresholds: dict[str, float]
     hint_thresholds: dict[str, float]
     _session: Any
-    _vocab: dict[str, int]
+    #: The vocabulary in id order (a list is accepted and packed into a _Vocab).
+    #: Lookup tables are built from it at the first score; a token -> id dict
+    #: (~10 MB at 100k features) only for the reference path.
+    _tokens: "_Vocab"
     _sublinear: bool
-    _tokens: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self._tokens, _Vocab):
+            object.__setattr__(self, "_tokens", _Vocab(list(self._tokens)))
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> "Bundle":
@@ -144,9 +150,9 @@ class Bundle:
             session = ort.InferenceSession(str(d / "model.onnx"), opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types
             raise BundleError(f"{d / 'model.onnx'}: onnxruntime cannot load the model: {exc}") from exc
-        vocab = {tok: i for i, tok in enumerate(vocab_list)}
-        return cls(d, info, labels, thresholds, hint, session, vocab, bool(info.get("sublinear_tf", True)),
-                   vocab_list)
+        if not isinstance(vocab_list, list) or not all(isinstance(t, str) and "\n" not in t for t in vocab_list):
+            raise BundleError(f"{d / 'vocab.json'}: expected a JSON list of feature strings without newlines")
+        return cls(d, info, labels, thresholds, hint, session, _Vocab(vocab_list), bool(info.get("sublinear_tf", True)))
 
     @staticmethod
     def _window_texts(norm: Normalized) -> list[str]:
@@ -240,7 +246,7 @@ class Bundle:
         message. Gives exactly the rows of :meth:`_reference_csr`.
         """
         n = len(shaped)
-        vocab_size = len(self._tokens or ()) or (max(self._vocab.values()) + 1 if self._vocab else 1)
+        vocab_size = max(1, len(self._tokens))
         # Words: one dict lookup per word gives the id of "w:<word>" (-1 if unknown);
         # bigrams are then looked up as packed (id, id) pairs. A bigram can only be
         # in the vocabulary if both its words are (document frequency of a word >=
@@ -297,24 +303,31 @@ class Bundle:
     def _char_table(self) -> "_IntTable":
         cached = self.__dict__.get("_char_table_cache")
         if cached is None:
-            # Built at the first score, so vectorised: n-grams of one length are
-            # encoded together and packed 21 bits a code point.
-            keys, ids = [], []
+            # Built at the first score, vectorised over the vocabulary's code points:
+            # n-grams of one length are packed 21 bits a code point.
+            vocab = self._tokens
+            cps = vocab.codepoints()
+            first, lens = vocab.starts, vocab.lens
+            is_char = (lens >= 3) & (lens <= 5)
+            is_char[is_char] &= (cps[first[is_char]] == ord("c")) & (cps[first[is_char] + 1] == ord(":"))
+            cached = _IntTable.empty(int(is_char.sum()))
             for n in (1, 2, 3):
-                pairs = [(tok[2:], i) for tok, i in self._vocab.items() if tok.startswith("c:") and len(tok) == n + 2]
-                if not pairs:
-                    continue
-                cps = np.frombuffer("".join(b for b, _ in pairs).encode("utf-32-le"), dtype=np.uint32)
-                cps = cps.astype(np.int64).reshape(-1, n)
-                k = cps[:, 0]
+                ids = np.flatnonzero(is_char & (lens == n + 2))
+                base = first[ids] + 2  # after the "c:" prefix
+                k = cps[base]
                 for j in range(1, n):
-                    k = (k << 21) | cps[:, j]
-                sel = k >= 0x10000 if n == 1 else np.ones(len(k), dtype=bool)  # BMP unigrams use the table
-                keys.append(k[sel])
-                ids.append(np.fromiter((i for _, i in pairs), dtype=np.int64, count=len(pairs))[sel])
-            cached = _IntTable(np.concatenate(keys) if keys else np.zeros(0, dtype=np.int64),
-                               np.concatenate(ids) if ids else np.zeros(0, dtype=np.int64))
+                    k = (k << 21) | cps[base + j]
+                sel = k >= 0x10000 if n == 1 else slice(None)  # BMP unigrams use the direct table
+                cached.insert(k[sel], ids[sel])
             object.__setattr__(self, "_char_table_cache", cached)  # frozen dataclass: cache once
+        return cached
+
+    @property
+    def _vocab(self) -> dict[str, int]:
+        cached = self.__dict__.get("_vocab_cache")
+        if cached is None:
+            cached = {tok: i for i, tok in enumerate(self._tokens.tokens())}
+            object.__setattr__(self, "_vocab_cache", cached)  # frozen dataclass: cache once
         return cached
 
     @property
@@ -322,9 +335,12 @@ class Bundle:
         cached = self.__dict__.get("_bmp_cache")
         if cached is None:
             cached = np.full(0x10000, -1, dtype=np.int64)
-            for tok, i in self._vocab.items():
-                if tok.startswith("c:") and len(tok) == 3 and ord(tok[2]) < 0x10000:
-                    cached[ord(tok[2])] = i
+            vocab = self._tokens
+            cps = vocab.codepoints()
+            ids = np.flatnonzero(vocab.lens == 3)
+            first = vocab.starts[ids]
+            keep = (cps[first] == ord("c")) & (cps[first + 1] == ord(":")) & (cps[first + 2] < 0x10000)
+            cached[cps[first[keep] + 2]] = ids[keep]
             object.__setattr__(self, "_bmp_cache", cached)
         return cached
 
@@ -332,7 +348,7 @@ class Bundle:
     def _word_ids(self) -> dict[str, int]:
         cached = self.__dict__.get("_word_ids_cache")
         if cached is None:
-            cached = {tok[2:]: i for tok, i in self._vocab.items() if tok.startswith("w:")}
+            cached = {tok[2:]: i for i, tok in self._tokens.with_prefix("w:")}
             object.__setattr__(self, "_word_ids_cache", cached)
         return cached
 
@@ -342,12 +358,11 @@ class Bundle:
         if cached is None:
             words = self._word_ids
             keys, ids = [], []
-            for tok, i in self._vocab.items():
-                if tok.startswith("b:"):
-                    a, _, b = tok[2:].partition("|")
-                    if a in words and b in words:
-                        keys.append((words[a] << 32) | words[b])
-                        ids.append(i)
+            for i, tok in self._tokens.with_prefix("b:"):
+                a, _, b = tok[2:].partition("|")
+                if a in words and b in words:
+                    keys.append((words[a] << 32) | words[b])
+                    ids.append(i)
             cached = _IntTable(np.asarray(keys, dtype=np.int64), np.asarray(ids, dtype=np.int64))
             object.__setattr__(self, "_bigram_table_cache", cached)
         return cached
@@ -424,7 +439,7 @@ class Bundle:
             Per label: ``{"feature", "weight", "start", "end", "text"}`` items,
             strongest first; a feature occurring several times gives several spans.
         """
-        if not labels or not windows or self._tokens is None:
+        if not labels or not windows:
             return {}
         out: dict[str, list[dict[str, Any]]] = {}
         shaped = _shape(norm.compact)
@@ -455,6 +470,48 @@ def _locate(norm: Normalized, shaped: str, features: list[tuple[str, float]]) ->
     return items
 
 
+class _Vocab:
+    """The feature vocabulary in id order, packed into one string.
+
+    A list of ~100k short Python strings costs ~14 MB of memory; one string with
+    newline separators and two offset arrays cost ~3 MB. The scorer's lookup
+    tables are built from the code points; a token is cut out only when an
+    explanation names it. Features never contain newlines (the compact view has
+    no whitespace), which :meth:`Bundle.load` checks.
+    """
+
+    def __init__(self, tokens: list[str]) -> None:
+        self.blob = "\n".join(tokens)
+        self.lens = np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
+        self.starts = np.zeros(len(tokens), dtype=np.int64)
+        np.cumsum(self.lens[:-1] + 1, out=self.starts[1:])
+
+    def __len__(self) -> int:
+        return len(self.lens)
+
+    def __getitem__(self, i: int) -> str:
+        start = int(self.starts[i])
+        return self.blob[start : start + int(self.lens[i])]
+
+    def tokens(self) -> list[str]:
+        """All features as a list (only the reference path needs them all)."""
+        return self.blob.split("\n") if len(self) else []
+
+    def with_prefix(self, prefix: str) -> Iterator[tuple[int, str]]:
+        """``(id, feature)`` for the features starting with ``prefix``."""
+        blob, starts, lens = self.blob, self.starts.tolist(), self.lens.tolist()
+        for i, (start, n) in enumerate(zip(starts, lens)):
+            if blob.startswith(prefix, start, start + n):
+                yield i, blob[start : start + n]
+
+    def codepoints(self) -> np.ndarray:
+        """The packed string's code points as int64 (offsets are ``starts``)."""
+        return np.frombuffer(self.blob.encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
+
+
+_INSERT_CHUNK = 8192
+
+
 class _IntTable:
     """An open-addressing hash table from int64 keys to ids, probed vectorised.
 
@@ -465,24 +522,41 @@ class _IntTable:
     """
 
     def __init__(self, keys: np.ndarray, ids: np.ndarray) -> None:
-        size = 1 << max(4, int(2 * max(1, len(keys)) - 1).bit_length())  # power of two >= 2n
+        self._alloc(len(keys))
+        self.insert(keys, ids)
+
+    @classmethod
+    def empty(cls, capacity: int) -> "_IntTable":
+        """A table sized for ``capacity`` keys, filled later with :meth:`insert`."""
+        table = cls.__new__(cls)
+        table._alloc(capacity)
+        return table
+
+    def _alloc(self, capacity: int) -> None:
+        size = 1 << max(4, int(2 * max(1, capacity) - 1).bit_length())  # power of two >= 2n
         self.mask = size - 1
         self.keys = np.full(size, -1, dtype=np.int64)  # keys are >= 0, so -1 marks empty
         self.ids = np.full(size, -1, dtype=np.int32)  # vocabulary ids fit; halves the table
+
+    def insert(self, keys: np.ndarray, ids: np.ndarray) -> None:
+        """Add distinct new ``keys`` (at most the capacity in all)."""
         # Vectorised insertion (it runs at cold start): each round, every pending key
         # whose slot is free and not wanted by an earlier pending key takes it; the
-        # rest move one slot on. Same table as inserting one by one in key order.
-        slot = self._hash(keys)
-        pending = np.arange(len(keys))
-        while len(pending):
-            free = self.keys[slot] == -1
-            first = np.zeros(len(pending), dtype=bool)
-            _, first_idx = np.unique(slot, return_index=True)
-            first[first_idx] = True
-            take = free & first
-            self.keys[slot[take]] = keys[pending[take]]
-            self.ids[slot[take]] = ids[pending[take]]
-            pending, slot = pending[~take], (slot[~take] + 1) & self.mask
+        # rest move one slot on. Every key ends at the first free slot at or after its
+        # hash, so linear probing finds it. Chunks keep the temporaries small.
+        for lo in range(0, len(keys), _INSERT_CHUNK):
+            chunk_keys, chunk_ids = keys[lo : lo + _INSERT_CHUNK], ids[lo : lo + _INSERT_CHUNK]
+            slot = self._hash(chunk_keys)
+            pending = np.arange(len(chunk_keys))
+            while len(pending):
+                free = self.keys[slot] == -1
+                first = np.zeros(len(pending), dtype=bool)
+                _, first_idx = np.unique(slot, return_index=True)
+                first[first_idx] = True
+                take = free & first
+                self.keys[slot[take]] = chunk_keys[pending[take]]
+                self.ids[slot[take]] = chunk_ids[pending[take]]
+                pending, slot = pending[~take], (slot[~take] + 1) & self.mask
 
     def _hash(self, q: np.ndarray) -> np.ndarray:
         # Fibonacci hashing; the multiply wraps modulo 2**64 on purpose.
