@@ -119,6 +119,33 @@ def test_corrupt_bundle_is_detected(tmp_path, scorer: Scorer) -> None:
         Scorer.load(d)
 
 
+@pytest.mark.parametrize("vocab", [{"c:a": 0}, ["c:a", "w:two\nlines"], ["c:a", 3]])
+def test_malformed_vocabulary_is_a_bundle_error(tmp_path, scorer: Scorer, vocab) -> None:
+    import json
+    import shutil
+
+    from kefuguard.bundle import file_sha256
+
+    d = tmp_path / "b"
+    shutil.copytree(scorer.bundle.path, d)
+    (d / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+    info = json.loads((d / "bundle.json").read_text(encoding="utf-8"))
+    info["files"]["vocab.json"] = file_sha256(d / "vocab.json")  # a consistent but wrong bundle
+    (d / "bundle.json").write_text(json.dumps(info), encoding="utf-8")
+    with pytest.raises(BundleError, match="vocab.json: expected a JSON list of feature strings"):
+        Scorer.load(d)
+
+
+def test_packed_vocabulary_gives_back_every_feature() -> None:
+    from kefuguard.bundle import _Vocab
+
+    tokens = ["w:你好", "c:😀", "b:a|b", "c:x", "w:"]
+    v = _Vocab(tokens)
+    assert len(v) == 5 and [v[i] for i in range(5)] == tokens and v.tokens() == tokens
+    assert list(v.with_prefix("w:")) == [(0, "w:你好"), (4, "w:")]
+    assert _Vocab([]).tokens() == [] and len(_Vocab([])) == 0
+
+
 def test_fast_feature_path_equals_reference_path_on_the_test_split(scorer: Scorer) -> None:
     """Speed never changes results: vectorised features == training-path features."""
     import numpy as np
