@@ -314,9 +314,9 @@ class Bundle:
             for n in (1, 2, 3):
                 ids = np.flatnonzero(is_char & (lens == n + 2))
                 base = first[ids] + 2  # after the "c:" prefix
-                k = cps[base]
+                k = cps[base].astype(np.int64)
                 for j in range(1, n):
-                    k = (k << 21) | cps[base + j]
+                    k = (k << 21) | cps[base + j].astype(np.int64)
                 sel = k >= 0x10000 if n == 1 else slice(None)  # BMP unigrams use the direct table
                 cached.insert(k[sel], ids[sel])
             object.__setattr__(self, "_char_table_cache", cached)  # frozen dataclass: cache once
@@ -505,8 +505,8 @@ class _Vocab:
                 yield i, blob[start : start + n]
 
     def codepoints(self) -> np.ndarray:
-        """The packed string's code points as int64 (offsets are ``starts``)."""
-        return np.frombuffer(self.blob.encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
+        """The packed string's code points, uint32 (offsets are ``starts``)."""
+        return np.frombuffer(self.blob.encode("utf-32-le"), dtype=np.uint32)
 
 
 _INSERT_CHUNK = 8192
