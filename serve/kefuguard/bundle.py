@@ -474,10 +474,11 @@ class _Vocab:
     """The feature vocabulary in id order, packed into one string.
 
     A list of ~100k short Python strings costs ~14 MB of memory; one string with
-    newline separators and two offset arrays cost ~3 MB. The scorer's lookup
-    tables are built from the code points; a token is cut out only when an
-    explanation names it. Features never contain newlines (the compact view has
-    no whitespace), which :meth:`Bundle.load` checks.
+    newline separators and two offset arrays cost ~3 MB. The character tables are
+    built from the code points; only word and bigram features (for their tables)
+    and the features an explanation names are cut out as strings. Features never
+    contain newlines (the compact view has no whitespace), which
+    :meth:`Bundle.load` checks.
     """
 
     def __init__(self, tokens: list[str]) -> None:
