@@ -18,6 +18,9 @@ from kefuguard.text import model_tokens, normalize
         ("㊀⓿❶➀", "一011"),  # digit forms NFKC leaves alone
         ("  \t\n ", ""),
         ("", ""),
+        ("加我扣扣", "加我qq"),  # a contact homophone is canonicalised...
+        ("抠抠搜搜的，小气吧啦", "抠抠搜搜的,小气吧啦"),  # ...but not inside the word for "stingy"
+        ("衣服扣扣子的时候", "衣服扣扣子的时候"),  # nor in "doing up buttons"
     ],
 )
 def test_compact_view(raw: str, compact: str) -> None:

@@ -26,7 +26,7 @@ __all__ = [
 #: Identifies the normalisation + feature recipe. A bundle records the id it was
 #: trained with; the scorer refuses a bundle whose id differs, because the same
 #: vocabulary would silently mean different features.
-PREPROCESSING_ID = "kg-text-3"
+PREPROCESSING_ID = "kg-text-4"
 
 # Characters that render as nothing (or as a joiner) and are used to split
 # words so that keyword filters miss them: zero-width spaces and joiners,
@@ -196,6 +196,10 @@ _VARIANTS: dict[str, tuple[str, ...]] = {
     "加": ("➕", "jia"),
     "加微信": ("jiaweixin", "jiavx", "jiawx"),
 }
+# Ordinary words that contain a variant and must stay as they are (抠抠搜搜 is
+# "stingy", 扣扣子 "to do up buttons"). They join the same alternation mapped to
+# themselves: the longest match wins, so the variant inside them never fires.
+_NOT_VARIANTS: tuple[str, ...] = ("抠抠搜搜", "扣扣子")
 _CN_DIGITS = {c: str(i) for i, cs in enumerate(("零〇o", "一壹幺", "二贰两", "三叁", "四肆", "五伍", "六陆", "七柒", "八捌", "九玖")) for c in cs}
 # Seven or more Chinese numerals in a row spell a phone or account number (一三八零零…);
 # shorter runs are ordinary words (一三五, 三七二十一).
@@ -215,6 +219,7 @@ def _variant_regex():
             if key.isascii() and key.isalnum():
                 pat = f"(?<![a-z0-9]){pat}(?![a-z0-9])"
             alts.append((len(key), pat, key, canon))
+    alts += [(len(w), re.escape(w), w, w) for w in _NOT_VARIANTS]
     alts.sort(key=lambda a: -a[0])  # longest alternatives first
     lookup = {key: canon for _, _, key, canon in alts}
     return re.compile("|".join(p for _, p, _, _ in alts)), lookup
