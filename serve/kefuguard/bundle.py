@@ -301,25 +301,40 @@ class Bundle:
 
     @property
     def _char_table(self) -> "_IntTable":
-        cached = self.__dict__.get("_char_table_cache")
+        """Character n-grams (BMP unigrams excepted) packed 21 bits a code point -> id."""
+        return self._char_tables()[1]
+
+    @property
+    def _bmp_unigrams(self) -> np.ndarray:
+        """Id of each Basic Multilingual Plane character unigram (-1 if absent), by code point."""
+        return self._char_tables()[0]
+
+    def _char_tables(self) -> tuple[np.ndarray, "_IntTable"]:
+        cached = self.__dict__.get("_char_tables_cache")
         if cached is None:
-            # Built at the first score, vectorised over the vocabulary's code points:
-            # n-grams of one length are packed 21 bits a code point.
+            # Built at the first score in one vectorised pass over the vocabulary's
+            # code points: n-grams of one length are packed 21 bits a code point;
+            # BMP unigrams go to a direct table instead of the hash table.
             vocab = self._tokens
             cps = vocab.codepoints()
             first, lens = vocab.starts, vocab.lens
             is_char = (lens >= 3) & (lens <= 5)
             is_char[is_char] &= (cps[first[is_char]] == ord("c")) & (cps[first[is_char] + 1] == ord(":"))
-            cached = _IntTable.empty(int(is_char.sum()))
+            bmp = np.full(0x10000, -1, dtype=np.int64)
+            table = _IntTable.empty(int(is_char.sum()))
             for n in (1, 2, 3):
                 ids = np.flatnonzero(is_char & (lens == n + 2))
                 base = first[ids] + 2  # after the "c:" prefix
                 k = cps[base].astype(np.int64)
                 for j in range(1, n):
                     k = (k << 21) | cps[base + j].astype(np.int64)
-                sel = k >= 0x10000 if n == 1 else slice(None)  # BMP unigrams use the direct table
-                cached.insert(k[sel], ids[sel])
-            object.__setattr__(self, "_char_table_cache", cached)  # frozen dataclass: cache once
+                if n == 1:
+                    in_bmp = k < 0x10000
+                    bmp[k[in_bmp]] = ids[in_bmp]
+                    k, ids = k[~in_bmp], ids[~in_bmp]
+                table.insert(k, ids)
+            cached = (bmp, table)
+            object.__setattr__(self, "_char_tables_cache", cached)  # frozen dataclass: cache once
         return cached
 
     @property
@@ -328,20 +343,6 @@ class Bundle:
         if cached is None:
             cached = {tok: i for i, tok in enumerate(self._tokens.tokens())}
             object.__setattr__(self, "_vocab_cache", cached)  # frozen dataclass: cache once
-        return cached
-
-    @property
-    def _bmp_unigrams(self) -> np.ndarray:
-        cached = self.__dict__.get("_bmp_cache")
-        if cached is None:
-            cached = np.full(0x10000, -1, dtype=np.int64)
-            vocab = self._tokens
-            cps = vocab.codepoints()
-            ids = np.flatnonzero(vocab.lens == 3)
-            first = vocab.starts[ids]
-            keep = (cps[first] == ord("c")) & (cps[first + 1] == ord(":")) & (cps[first + 2] < 0x10000)
-            cached[cps[first[keep] + 2]] = ids[keep]
-            object.__setattr__(self, "_bmp_cache", cached)
         return cached
 
     @property
