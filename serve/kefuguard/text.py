@@ -87,6 +87,11 @@ def _fold_char(ch: str) -> str:
     folded = unicodedata.normalize("NFKC", ch).lower()
     if any(c.isspace() for c in folded):
         return " "
+    if folded != ch and not folded.isascii():
+        # Traditional → Simplified ran before this fold, but a compatibility
+        # character can fold to a Traditional one (🈡 → 終, 豈 → 豈): convert it
+        # too, or normalising twice would not give the same text.
+        folded = "".join(map(_t2s_char, folded))
     return folded
 
 
