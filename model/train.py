@@ -9,8 +9,9 @@ Steps (each reported as it runs): load and validate the shipped corpus (unless
 ``--no-base``) and every ``--data`` file; split by a stable hash of the group id
 (train 70 / dev 15 / test 15); add obfuscated variants of training positives
 (:mod:`model.augment`); fit tf-idf features (word 1–2-grams from rjieba and
-character 1–3-grams, see :func:`kefuguard.text.model_tokens`) and one logistic
-regression per label, hard negatives weighted 3x; calibrate each label with Platt scaling on
+character 1–3-grams, the 2- and 3-grams also across start and end marks, see
+:func:`kefuguard.text.model_tokens`) and one logistic regression per label, hard
+negatives weighted 3x; calibrate each label with Platt scaling on
 5-fold (by group) out-of-fold scores of the training split; choose thresholds on the dev
 split; export a sparse ONNX graph, check it against the trained model on the
 held-out splits (refusing beyond |Δp| 1e-4); evaluate on the test split; write

@@ -168,3 +168,16 @@ def test_results_do_not_depend_on_batch_composition(scorer: Scorer) -> None:
     whole = scorer.score_batch(texts)
     assert whole == scorer.score_batch(texts[::-1])[::-1]
     assert whole[:7] == [scorer.score(t) for t in texts[:7]]
+
+
+def test_edge_features_are_explained_at_the_edges(scorer: Scorer) -> None:
+    """Start/end n-grams show as ^/$ and point at the start/end of the original text."""
+    text = "自己不会看详情页吗"
+    r = scorer.score(text)
+    model_items = [ev for ev in r.evidence["rude_tone"] if ev["source"] == "model"]
+    edges = [ev for ev in model_items if ev["feature"].startswith("c:^") or ev["feature"].endswith("$")]
+    assert edges, model_items
+    for ev in edges:
+        assert "\x02" not in ev["feature"] and "\x03" not in ev["feature"]
+        assert ev["start"] == 0 if ev["feature"].startswith("c:^") else ev["end"] == len(text)
+        assert text[ev["start"] : ev["end"]] == ev["text"]

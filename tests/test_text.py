@@ -56,6 +56,19 @@ def test_model_tokens_cover_words_bigrams_and_char_ngrams() -> None:
     assert model_tokens(normalize("")) == []
 
 
+def test_char_ngrams_mark_the_start_and_end_of_a_message() -> None:
+    toks = model_tokens(normalize("看懂了吗？"))
+    assert {"c:\x02看", "c:\x02看懂", "c:?\x03", "c:吗?\x03"} <= set(toks)  # NFKC: ？ -> ?
+    assert "c:\x02" not in toks and "c:\x03" not in toks  # the marks alone carry nothing
+    # The same words closing a reply and inside it are different features.
+    assert "c:吗?\x03" not in model_tokens(normalize("看懂了吗？我再发一次"))
+    assert model_tokens(normalize("好")) == ["w:好", "c:好", "c:\x02好", "c:好\x03", "c:\x02好\x03"]
+
+
+def test_input_cannot_forge_the_edge_marks() -> None:
+    assert model_tokens(normalize("\x02你好\x03")) == model_tokens(normalize("你好"))
+
+
 def test_digits_reduced_to_shape() -> None:
     assert model_tokens(normalize("13812345678")) == model_tokens(normalize("13900001111"))
 

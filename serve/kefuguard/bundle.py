@@ -21,7 +21,7 @@ import numpy as np
 
 from .errors import BundleError
 from .labels import LABELS
-from .text import _PUNCT, PREPROCESSING_ID, Normalized, _segment, _shape, model_tokens
+from .text import _PUNCT, EDGE_END, EDGE_START, PREPROCESSING_ID, Normalized, _segment, _shape, model_tokens
 
 __all__ = ["BUNDLE_SCHEMA", "Bundle", "default_bundle_dir", "file_sha256"]
 
@@ -268,14 +268,17 @@ class Bundle:
         bhit = b_ids >= 0
         w_rows = np.concatenate([w_rows_all[known], w_rows_all[:-1][pair][bhit]])
         w_ids = np.concatenate([w_ids_all[known], b_ids[bhit]])
-        lens = np.fromiter(map(len, shaped), dtype=np.int64, count=n)
-        cps = np.frombuffer("".join(shaped).encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
+        # Character n-grams run over the text between the edge marks (as in
+        # model_tokens); an empty message has no marks and no n-grams.
+        marked = [EDGE_START + s + EDGE_END if s else "" for s in shaped]
+        lens = np.fromiter(map(len, marked), dtype=np.int64, count=n)
+        cps = np.frombuffer("".join(marked).encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
         row = np.repeat(np.arange(n, dtype=np.int64), lens)
         same1 = row[:-1] == row[1:]
         same2 = same1[:-1] & same1[1:]
         # Unigrams of the Basic Multilingual Plane: a direct table, no search.
         table = self._bmp_unigrams
-        uni = ~np.isin(cps, _PUNCT_CPS)
+        uni = ~np.isin(cps, _NO_UNIGRAM_CPS)
         bmp = uni & (cps < 0x10000)
         u_ids = table[cps[bmp]]
         u_hit = u_ids >= 0
@@ -455,19 +458,33 @@ class Bundle:
 
 
 def _locate(norm: Normalized, shaped: str, features: list[tuple[str, float]]) -> list[dict[str, Any]]:
-    """Map feature tokens (``w:``, ``b:a|b``, ``c:``) to spans of the original text."""
+    """Map feature tokens (``w:``, ``b:a|b``, ``c:``) to spans of the original text.
+
+    Edge marks are shown as ``^`` and ``$`` in the feature name; such a feature is
+    located at the start or end of the message only.
+    """
     items: list[dict[str, Any]] = []
     for feat, weight in features:
         kind, _, body = feat.partition(":")
         needle = body.replace("|", "") if kind == "b" else body
-        pos = shaped.find(needle) if needle else -1
-        found = 0
-        while pos >= 0 and found < 3:
+        at_start, at_end = needle.startswith(EDGE_START), needle.endswith(EDGE_END)
+        needle = needle.strip(EDGE_START + EDGE_END)
+        shown = feat.replace(EDGE_START, "^").replace(EDGE_END, "$")
+        if not needle:
+            continue
+        if at_start or at_end:
+            pos = 0 if at_start else len(shaped) - len(needle)
+            ok = shaped.startswith(needle) if at_start else shaped.endswith(needle)
+            positions = [pos] if ok else []
+        else:
+            positions, pos = [], shaped.find(needle)
+            while pos >= 0 and len(positions) < 3:
+                positions.append(pos)
+                pos = shaped.find(needle, pos + len(needle))
+        for pos in positions:
             start, end = norm.span(pos, pos + len(needle))
-            items.append({"feature": feat, "weight": round(weight, 4), "start": start, "end": end,
+            items.append({"feature": shown, "weight": round(weight, 4), "start": start, "end": end,
                           "text": norm.original[start:end]})
-            found += 1
-            pos = shaped.find(needle, pos + len(needle))
     return items
 
 
@@ -594,7 +611,8 @@ def _concat_csr(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple
 
 _EMPTY_IDS = np.zeros(0, dtype=np.int64)
 _EMPTY_CONTRIB = np.zeros((0, 0), dtype=np.float32)
-_PUNCT_CPS = np.array(sorted(ord(c) for c in _PUNCT), dtype=np.int64)
+# Punctuation and the edge marks are not unigram features (see model_tokens).
+_NO_UNIGRAM_CPS = np.array(sorted(ord(c) for c in _PUNCT | {EDGE_START, EDGE_END}), dtype=np.int64)
 
 
 def _bucket(length: int) -> int:

