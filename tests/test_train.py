@@ -188,3 +188,27 @@ def test_rude_tone_threshold_ignores_abusive_messages() -> None:
     gold2 = gold.copy()
     gold2[100:200, k_abuse] = 0  # the same scores on acceptable messages must raise it
     assert train_mod.choose_thresholds(probs, gold2)["rude_tone"] > 0.7 - 1e-9
+
+
+def test_negatives_are_weighted_by_subset() -> None:
+    """A plain negative weighted up pulls its own score down; an unmarked one does not move."""
+    from dataclasses import replace
+
+    examples, _ = load_corpus()
+    rng = random.Random(5)
+    rng.shuffle(examples)
+    train = []
+    for lab in LABELS:
+        train += [ex for ex in examples if ex.labels == (lab,)][:30]
+    plain = [ex for ex in examples if ex.subset == "plain_negative"][:120]
+    probe = [ex.text for ex in plain[:40]]
+    tokens = train_mod._tokens(probe)
+    scores = {}
+    for w in (1.0, 8.0):
+        model = train_mod.fit(train + plain, quiet=True, plain_negative_weight=w, seed=0)
+        scores[w] = model.predict_proba(tokens).max(axis=1).mean()
+    assert scores[8.0] < scores[1.0] - 0.01
+    unmarked = [replace(ex, subset="") for ex in plain]
+    a = train_mod.fit(train + unmarked, quiet=True, plain_negative_weight=1.0).predict_proba(tokens)
+    b = train_mod.fit(train + unmarked, quiet=True, plain_negative_weight=8.0).predict_proba(tokens)
+    assert np.allclose(a, b)
