@@ -438,6 +438,9 @@ def model_tokens(norm: Normalized) -> list[str]:
 #: They make "吗？" at the end of a message a different feature from "吗？" in the
 #: middle: on the dev split this raised rude_tone F1 0.735 -> 0.793 (rhetorical
 #: questions are rude mostly when they close a reply) and macro-F1 by 0.01.
+#: Each window of a very long message (see ``bundle.WINDOW``) is marked as if it
+#: were a message: a cut inside a sentence then reads as an edge, which only
+#: messages over 512 characters meet.
 EDGE_START, EDGE_END = "\x02", "\x03"
 
 
